@@ -1,0 +1,80 @@
+"""Component registries and plugin loading.
+
+Every interchangeable part is registered by name in one of these mmengine registries and built from
+a config dict (``dict(type="InstanceAware", ...)``). Plugins register into the same registries.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+import warnings
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from mmengine.registry import Registry
+
+from sslbench.errors import UnknownComponentError
+
+PRETEXTS = Registry("pretext", scope="sslbench")
+BACKBONES = Registry("backbone", scope="sslbench")
+HEADS = Registry("head", scope="sslbench")
+DATASETS = Registry("dataset", scope="sslbench")
+SUITES = Registry("suite", scope="sslbench")
+
+REGISTRIES = {"pretexts": PRETEXTS, "backbones": BACKBONES, "heads": HEADS, "datasets": DATASETS,
+              "suites": SUITES}
+PLUGIN_GROUP = "sslbench.plugins"
+_BUILTIN_MODULES = ("sslbench.pretext", "sslbench.models", "sslbench.data")
+
+
+def closest_hint(name: str, choices) -> str:
+    match = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def build(registry: Registry, cfg: dict, **extra):
+    """Build ``cfg`` from ``registry``; an unknown type names the closest registered one."""
+    kind = cfg.get("type")
+    if registry.get(kind) is None:
+        known = sorted(registry.module_dict)
+        raise UnknownComponentError(
+            f"unknown {registry.name} '{kind}'.{closest_hint(str(kind), known)} "
+            f"Registered: {', '.join(known)}.")
+    return registry.build(dict(cfg, **extra))
+
+
+def load_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def load_plugin(spec: str) -> None:
+    """Import a plugin given as ``path/to/file.py`` or ``package.module``; its decorators register it."""
+    if spec.endswith(".py") or Path(spec).is_file():
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"plugin file {path} does not exist: check the --plugin path.")
+        name = f"sslbench_plugin_{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        module_spec.loader.exec_module(module)
+    else:
+        importlib.import_module(spec)
+
+
+def load_entry_point_plugins() -> list[str]:
+    """Load every installed ``sslbench.plugins`` entry point; a broken one warns and is skipped."""
+    loaded = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:  # a third party's bug must not take the built-ins down
+            warnings.warn(f"sslbench plugin '{ep.name}' ({ep.value}) failed to load and is skipped: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=2)
+            continue
+        loaded.append(ep.name)
+    return loaded

@@ -1,0 +1,1 @@
+"""Evaluation: instance metrics (AJI, AJI+, PQ, Dice, F1) and post-processing."""

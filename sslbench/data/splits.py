@@ -10,10 +10,13 @@ import numpy as np
 
 def _shuffled(names: Sequence[str], seed: int) -> list[str]:
     ordered = sorted(names)  # independent of the order files were listed in
+    if len(set(ordered)) != len(ordered):
+        raise ValueError("image names must be unique; duplicate names would land in both splits.")
     return [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
 
 
-def train_val_split(names: Sequence[str], val_ratio: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:
+def train_val_split(names: Sequence[str], val_ratio: float = 0.2,
+                    seed: int = 0) -> tuple[list[str], list[str]]:
     """Names split into (train, val); val has round(val_ratio * n) names, at least 1 when n >= 2."""
     if not 0 <= val_ratio < 1:
         raise ValueError(f"val_ratio must be in [0, 1), got {val_ratio}.")

@@ -1,0 +1,56 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+from data_helpers import square, synthetic_samples, write_folder_set, write_monuseg
+from PIL import Image
+from typer.testing import CliRunner
+
+from sslbench.cli import app
+
+IMAGE = np.full((12, 12, 3), 220, np.uint8)
+
+
+def monuseg(tmp_path):
+    return write_monuseg(tmp_path / "data", {"a": IMAGE, "b": IMAGE},
+                         {"a": [square(1.5, 1.5, 5.5, 5.5), square(5.5, 1.5, 9.5, 5.5), [(0, 0), (1, 1)]]})
+
+
+def test_inspect_json_counts_nuclei_and_keeps_warnings_off_stdout(tmp_path):
+    result = CliRunner().invoke(app, ["data", "inspect", str(monuseg(tmp_path)), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "format": "monuseg", "total_nuclei": 2,
+        "images": [{"name": "a", "height": 12, "width": 12, "nuclei": 2},
+                   {"name": "b", "height": 12, "width": 12, "nuclei": None}]}
+    assert "a.xml: 1 region(s) skipped (fewer than 3 vertices)" in result.stderr
+    assert "1 of 2 images have no XML" in result.stderr
+
+
+def test_inspect_table(tmp_path):
+    root = write_folder_set(tmp_path, synthetic_samples(2))
+    result = CliRunner().invoke(app, ["data", "inspect", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "(folder)" in result.stdout and "2 images, 2 labelled" in result.stdout
+    assert "synthetic_001" in result.stdout and "48 × 48" in result.stdout
+
+
+def test_render_writes_16_bit_labels_and_outline_overlay(tmp_path):
+    out = tmp_path / "render"
+    result = CliRunner().invoke(app, ["data", "render", str(monuseg(tmp_path)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a_labels.png", "a_overlay.png"]
+    labels = np.asarray(Image.open(out / "a_labels.png"))
+    assert labels.dtype == np.uint16 and set(np.unique(labels)) == {0, 1, 2}
+    overlay = np.asarray(Image.open(out / "a_overlay.png"))
+    green = (overlay == [0, 255, 0]).all(axis=-1)
+    assert green[2, 2:10].all() and green[2:6, 5].all() and green[2:6, 6].all()  # shared edge: both sides
+    assert not green[3:5, 3].any() and (overlay[~green] == 220).all()
+
+
+def test_bad_path_is_one_line_exit_2(tmp_path):
+    result = subprocess.run([sys.executable, "-c", "from sslbench.cli import main; main()", "data", "inspect",
+                             str(tmp_path / "nope")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope'}: no such folder; check the path."

@@ -70,7 +70,7 @@ class Synthetic:
     """Deterministic synthetic H&E tiles with exact instance masks (the built-in default data)."""
 
     def __init__(self, num_images: int = 12, size: int = 256, seed: int = 0,
-                 radius_range: tuple[float, float] = (3.0, 10.0),
+                 radius_range: tuple[float, float] = (4.5, 11.0),
                  coverage_range: tuple[float, float] = (0.12, 0.45)):
         if num_images < 1 or size < 16:
             raise ValueError(f"synthetic data needs num_images >= 1 and size >= 16, got {num_images}, {size}.")

@@ -1,0 +1,1 @@
+"""mmengine config files for every component, preset and suite (shipped as ``sslbench._configs``)."""

@@ -1,0 +1,1 @@
+"""Jobs, suites, results and leaderboards."""

@@ -1,0 +1,89 @@
+"""``sslbench run``: pretrain, finetune and score one strategy, then print its leaderboard row."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import typer
+
+from sslbench.cli.app import app, console, err_console
+from sslbench.errors import ConfigError
+from sslbench.registry import load_builtins, load_entry_point_plugins, load_plugin
+
+
+def load_plugins_for_cli(plugins: list[str]) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_entry_point_plugins()
+    for warning in caught:
+        err_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+    for spec in plugins:
+        load_plugin(spec)
+
+
+def attach_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("sslbench")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
+
+
+def default_out_dir(pretext: str) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{pretext}"
+
+
+@app.command()
+def run(
+    pretext: str = typer.Option("instance_aware", help="Pretext task or strategy (sslbench list pretexts)."),
+    preset: str = typer.Option("smoke", help="Sizes and schedules: smoke (CPU), mini (one GPU), paper."),
+    data: Path = typer.Option(None, help="Labelled data folder (MoNuSeg, image+label folder). "
+                                         "Default: the built-in synthetic H&E data."),
+    unlabeled: Path = typer.Option(None, help="Extra unlabelled images for pretraining only."),
+    backbone: str = typer.Option("resnet101", help="Encoder (sslbench list backbones)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 …"),
+    seed: int = typer.Option(0, help="Seeds data splits, sampling and initialisation."),
+    out: Path = typer.Option(None, help="Run folder. Default: runs/<time>-<pretext>."),
+    plugin: list[str] = typer.Option([], help="Extra plugin: a .py file or an importable module."),
+) -> None:
+    """Pretrain an encoder, finetune ResUNet on it, score AJI on held-out images."""
+    from sslbench.bench.job import run_job
+    from sslbench.bench.leaderboard import run_table
+    from sslbench.config import load_component, paper_value, resolve_run_config
+
+    load_builtins()
+    load_plugins_for_cli(plugin)
+    cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, seed=seed, device=device,
+                             data=None if data is None else str(data),
+                             unlabeled=None if unlabeled is None else str(unlabeled))
+    out_dir = out or default_out_dir(pretext)
+    if (out_dir / "metrics.json").exists():
+        raise ConfigError(f"{out_dir} already holds a finished run; pass another --out or remove it.")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run folder {out_dir} ({exc.strerror}); pass a writable --out.") from None
+    handler = attach_log_file(out_dir / "log.txt")
+    try:
+        result = run_job(cfg, out_dir)
+    finally:
+        logging.getLogger("sslbench").removeHandler(handler)
+        handler.close()
+    label = load_component("pretext", pretext).get("label", pretext) if pretext in _config_names() else pretext
+    data_name = "synthetic H&E (built-in)" if data is None else str(data)
+    caption = (f"Data: {data_name}; preset {preset}; seed {seed}; device {result['device']}. "
+               f"AJI aggregated over {len(result['images']['test'])} held-out test images (sum C / sum U). "
+               "Paper: MoNuSeg 2018 test set, Tables 2–3.")
+    console.print(run_table([{"label": label, "paper_aji": paper_value(pretext), **result}],
+                            title=f"sslbench run — {pretext}", caption=caption))
+    console.print(f"Run folder: {out_dir}")
+
+
+def _config_names() -> list[str]:
+    from sslbench.config import available
+
+    return available("pretext")

@@ -1,0 +1,107 @@
+"""Resolve names ("instance_aware", "smoke", "resnet101") to mmengine config files under registry/
+and compose them into one run config."""
+
+from __future__ import annotations
+
+import inspect
+from importlib.resources import files
+from pathlib import Path
+
+from mmengine.config import Config
+
+from sslbench.errors import ConfigError, UnknownComponentError
+from sslbench.registry import PRETEXTS, closest_hint
+
+KINDS = ("pretext", "backbone", "head", "dataset", "preset", "suite")
+
+
+def config_root() -> Path:
+    return Path(str(files("sslbench._configs")))
+
+
+def available(kind: str) -> list[str]:
+    return sorted(p.stem for p in (config_root() / kind).glob("*.py") if not p.stem.startswith("_"))
+
+
+def load_component(kind: str, name: str) -> Config:
+    path = config_root() / kind / f"{name}.py"
+    if not path.is_file():
+        known = available(kind)
+        raise UnknownComponentError(f"unknown {kind} '{name}'.{closest_hint(name, known)} "
+                                    f"Available: {', '.join(known)}.")
+    return Config.fromfile(str(path))
+
+
+def pretext_names() -> dict[str, str]:
+    """Runnable pretext names -> one-line description: the config files, plus plugin classes
+    registered without one (run with their class defaults)."""
+    names = {name: load_component("pretext", name).get("description", "") for name in available("pretext")}
+    configured_types = {load_component("pretext", n).pretext["type"] for n in names}
+    for type_name, cls in PRETEXTS.module_dict.items():
+        if type_name not in configured_types:
+            names.setdefault(type_name, (inspect.getdoc(cls) or "").split("\n")[0])
+    return names
+
+
+def pretext_config(name: str) -> dict:
+    if (config_root() / "pretext" / f"{name}.py").is_file():
+        return dict(load_component("pretext", name).pretext)
+    if PRETEXTS.get(name) is not None:
+        return {"type": name}
+    known = sorted(pretext_names())
+    raise UnknownComponentError(f"unknown pretext '{name}'.{closest_hint(name, known)} "
+                                f"Available: {', '.join(known)}.")
+
+
+def _accepted(cls, overrides: dict) -> dict:
+    params = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in overrides.items() if k in params}
+
+
+def paper_value(strategy: str, metric: str = "aji") -> float | None:
+    """The paper's number for a strategy at 100 % labels (Tables 2 and 3), if it printed one."""
+    for suite in ("table2", "table3"):
+        paper = load_component("suite", suite).get("paper", {})
+        if paper.get("metric") == metric and strategy in paper.get("values", {}):
+            return paper["values"][strategy]
+    return None
+
+
+def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str = "resnet101", head: str = "unet",
+                       seed: int = 0, device: str = "auto", data: str | None = None,
+                       unlabeled: str | None = None) -> Config:
+    """One flat config for a run; ``preset`` sizes override the pretext's where it accepts them."""
+    cfg = load_component("preset", preset)
+    pretext_cfg = pretext_config(pretext)
+    cls = PRETEXTS.get(pretext_cfg["type"])
+    pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))
+    merged = dict(
+        name=pretext, preset=preset, seed=seed, device=device,
+        pretext=pretext_cfg,
+        backbone=dict(load_component("backbone", backbone).backbone),
+        head=dict(load_component("head", head).head),
+        data=dict(cfg.data) if data is None else dict(type="path", path=str(data)),
+        unlabeled=unlabeled,
+        split=dict(cfg.split), pretrain=dict(cfg.pretrain), finetune=dict(cfg.finetune),
+        evaluation=dict(cfg.evaluation),
+    )
+    validate(merged)
+    return Config(merged)
+
+
+def validate(cfg: dict) -> None:
+    """Reject impossible values before any work starts."""
+    checks = [
+        (0 < cfg["split"].get("label_fraction", 1.0) <= 1, "split.label_fraction must be in (0, 1]"),
+        (0 <= cfg["split"]["test_ratio"] < 1, "split.test_ratio must be in [0, 1)"),
+        (0 <= cfg["split"]["val_ratio"] < 1, "split.val_ratio must be in [0, 1)"),
+        (cfg["finetune"]["crop"] > 0 and cfg["finetune"]["crop"] % 32 == 0,
+         "finetune.crop must be a positive multiple of 32"),
+    ]
+    for section in ("pretrain", "finetune"):
+        checks += [(cfg[section]["steps"] >= 1, f"{section}.steps must be >= 1"),
+                   (cfg[section]["batch_size"] >= 1, f"{section}.batch_size must be >= 1"),
+                   (cfg[section]["lr"] > 0, f"{section}.lr must be > 0")]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"invalid config: {message}.")

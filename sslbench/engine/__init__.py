@@ -1,0 +1,1 @@
+"""Training machinery: the shared loop and weight files."""

@@ -1,0 +1,30 @@
+"""Backbones (encoders) and segmentation heads, and moving weights between them."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from sslbench.models import backbones, heads  # noqa: F401  (register)
+from sslbench.registry import BACKBONES, HEADS, build
+
+
+def build_encoder(backbone_cfg: dict) -> nn.Module:
+    return build(BACKBONES, backbone_cfg)
+
+
+def build_segmenter(backbone_cfg: dict, head_cfg: dict, encoder_state: dict | None = None) -> nn.Module:
+    """Encoder + fresh decoder; ``encoder_state`` (pretrained weights) must match key for key."""
+    model = build(HEADS, head_cfg, encoder_name=backbone_cfg["name"])
+    if encoder_state is not None:
+        transfer_encoder(encoder_state, model.encoder)
+    return model
+
+
+def transfer_encoder(encoder_state: dict, encoder: nn.Module) -> None:
+    """Load pretrained weights; any missing or unexpected key is an error, never silently skipped."""
+    expected, given = set(encoder.state_dict()), set(encoder_state)
+    if expected != given:
+        raise ValueError(f"pretrained encoder does not match the finetune encoder: missing "
+                         f"{sorted(expected - given)[:5]}, unexpected {sorted(given - expected)[:5]}.")
+    # nn.Module's own method: smp's override silently drops ``fc.*`` keys and the result.
+    nn.Module.load_state_dict(encoder, encoder_state, strict=True)

@@ -1,0 +1,60 @@
+"""The contract every pretext task implements; the training loop knows nothing else.
+
+A pretext task is an ``nn.Module`` holding its own heads. ``sample`` turns source images (uint8
+tensors already on the training device) into one batch; ``forward`` runs the shared encoder on it
+and returns a dict of losses whose ``"loss"`` entry is optimised. Strategies that do not train
+(scratch, ImageNet init) set ``pretrains = False`` and may override ``init_encoder``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+# ImageNet statistics: the encoders' stem expects them, for pretrained and scratch weights alike.
+_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) uint8 -> float, ImageNet-normalised, on the same device."""
+    x = images_uint8.float().div_(255)
+    return (x - _MEAN.to(x.device)) / _STD.to(x.device)
+
+
+def randint(high: int, generator: torch.Generator, low: int = 0) -> int:
+    """One integer in [low, high] inclusive, drawn from ``generator`` (CPU generator: no device sync)."""
+    return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+
+def random_crop_box(height: int, width: int, size: int, generator: torch.Generator) -> tuple[int, int]:
+    return randint(height - size, generator), randint(width - size, generator)
+
+
+def pick_images(images: Sequence[torch.Tensor], count: int, generator: torch.Generator) -> list[int]:
+    return torch.randint(0, len(images), (count,), generator=generator).tolist()
+
+
+class Pretext(nn.Module):
+    """Base of every pretext task (and of the no-pretraining strategies)."""
+
+    pretrains = True
+    #: smallest source image side the sampler can work with (the runner checks it up front)
+    min_image_size = 0
+
+    def __init__(self, encoder_channels: Sequence[int]):
+        super().__init__()
+        self.encoder_channels = tuple(encoder_channels)
+
+    def init_encoder(self, encoder: nn.Module) -> None:
+        """Initialise the encoder before pretraining (default: keep its random init)."""
+
+    def sample(self, images: Sequence[torch.Tensor], batch_size: int, generator: torch.Generator) -> dict:
+        """Source images, each (3, H, W) uint8 on the device -> one batch for ``forward``."""
+        raise NotImplementedError
+
+    def forward(self, encoder: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+

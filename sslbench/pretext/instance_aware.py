@@ -1,0 +1,114 @@
+"""Instance-aware pretext task: Xie et al., MICCAI 2020.
+
+A triplet per source image: anchor = random ``crop``² crop; positive = an adjacent crop of the same
+size (shifted by at most one crop side, so it overlaps or touches the anchor); negative = a random
+sub-crop of the positive with side drawn from ``neg_scales``, resized to ``crop``² (larger, fewer
+nuclei). Encoder features -> global average pool -> linear 128-d embedding z.
+L_ST = max(0, d(za, zp) - d(za, zn) + m1), d = squared L2 (scale-wise triplet, Eq. 1);
+L_CR = max(0, f(zn) - f(zp) + m2), f a learned linear map to a scalar (count ranking, Eq. 2).
+The paper's Σ runs over triplets; we average over the batch so the loss scale is batch-size free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslbench.pretext.base import Pretext, normalize, pick_images, randint, random_crop_box
+from sslbench.registry import PRETEXTS
+
+
+def triplet_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, margin: float) -> torch.Tensor:
+    d_ap = (za - zp).pow(2).sum(dim=1)
+    d_an = (za - zn).pow(2).sum(dim=1)
+    return F.relu(d_ap - d_an + margin).mean()
+
+
+def ranking_loss(score_pos: torch.Tensor, score_neg: torch.Tensor, margin: float) -> torch.Tensor:
+    """The positive (more nuclei) must score at least ``margin`` above the negative."""
+    return F.relu(score_neg - score_pos + margin).mean()
+
+
+@PRETEXTS.register_module()
+class InstanceAware(Pretext):
+    """Scale-wise triplet (L_ST) + count ranking (L_CR): Xie et al. 2020, the paper's method."""
+
+    def __init__(self, encoder_channels: Sequence[int], crop: int = 768,
+                 neg_scales: Sequence[int] = (512, 256, 128, 64), embed_dim: int = 128,
+                 margin_st: float = 1.0, margin_cr: float = 1.0, use_st: bool = True, use_cr: bool = True):
+        super().__init__(encoder_channels)
+        if not (use_st or use_cr):
+            raise ValueError("instance_aware needs use_st or use_cr (or both) switched on.")
+        if crop < 1 or not neg_scales or not all(0 < s <= crop for s in neg_scales):
+            raise ValueError(f"instance_aware needs crop > 0 and every negative scale in (0, crop]; "
+                             f"got crop={crop}, neg_scales={tuple(neg_scales)}.")
+        if margin_st < 0 or margin_cr < 0:
+            raise ValueError(f"margins must be >= 0, got margin_st={margin_st}, margin_cr={margin_cr}.")
+        self.crop, self.neg_scales = crop, tuple(neg_scales)
+        self.margin_st, self.margin_cr, self.use_st, self.use_cr = margin_st, margin_cr, use_st, use_cr
+        self.min_image_size = crop
+        self.embed = nn.Linear(self.encoder_channels[-1], embed_dim)
+        self.count = nn.Linear(embed_dim, 1)  # f: a 1×1 "fully convolutional" map on the pooled z
+
+    def sample(self, images, batch_size, generator):
+        size = self.crop
+        anchors, positives, negatives, boxes = [], [], [], []
+        for index in pick_images(images, batch_size, generator):
+            image = images[index]
+            height, width = image.shape[-2:]
+            ay, ax = random_crop_box(height, width, size, generator)
+            py, px = self._adjacent(ay, ax, height, width, generator)
+            scale = self.neg_scales[randint(len(self.neg_scales) - 1, generator)]
+            ny, nx = py + randint(size - scale, generator), px + randint(size - scale, generator)
+            anchors.append(image[:, ay:ay + size, ax:ax + size])
+            positives.append(image[:, py:py + size, px:px + size])
+            negatives.append(image[:, ny:ny + scale, nx:nx + scale])
+            boxes.append([[ay, ax, size], [py, px, size], [ny, nx, scale]])
+        return {"anchor": torch.stack(anchors), "positive": torch.stack(positives),
+                "negative": self._resize(negatives), "boxes": torch.tensor(boxes)}
+
+    def _adjacent(self, ay, ax, height, width, generator):
+        """A crop position within one crop side of the anchor, different from it where possible."""
+        size = self.crop
+        y_range = (max(0, ay - size), min(height - size, ay + size))
+        x_range = (max(0, ax - size), min(width - size, ax + size))
+        if y_range[0] == y_range[1] and x_range[0] == x_range[1]:
+            return ay, ax  # image exactly crop-sized: the only crop there is
+        while True:
+            py, px = randint(y_range[1], generator, y_range[0]), randint(x_range[1], generator, x_range[0])
+            if (py, px) != (ay, ax):
+                return py, px
+
+    def _resize(self, crops: list[torch.Tensor]) -> torch.Tensor:
+        """Resize every negative to crop², one interpolate call per distinct scale."""
+        out = torch.empty((len(crops), 3, self.crop, self.crop), dtype=torch.uint8, device=crops[0].device)
+        by_scale: dict[int, list[int]] = {}
+        for i, crop in enumerate(crops):
+            by_scale.setdefault(crop.shape[-1], []).append(i)
+        for indices in by_scale.values():
+            stacked = torch.stack([crops[i] for i in indices]).float()
+            resized = F.interpolate(stacked, size=(self.crop, self.crop), mode="bilinear", align_corners=False)
+            out[indices] = resized.round_().clamp_(0, 255).to(torch.uint8)
+        return out
+
+    def embed_features(self, encoder: nn.Module, images_uint8: torch.Tensor) -> torch.Tensor:
+        features = encoder(normalize(images_uint8))[-1]
+        return self.embed(features.mean(dim=(2, 3)))
+
+    def losses(self, za, zp, zn) -> dict[str, torch.Tensor]:
+        out = {}
+        if self.use_st:
+            out["loss_st"] = triplet_loss(za, zp, zn, self.margin_st)
+        if self.use_cr:
+            out["loss_cr"] = ranking_loss(self.count(zp).squeeze(1), self.count(zn).squeeze(1), self.margin_cr)
+        out["loss"] = sum(out.values())
+        return out
+
+    def forward(self, encoder, batch):
+        # One encoder pass over all three views: shared weights, one set of BatchNorm statistics.
+        z = self.embed_features(encoder, torch.cat([batch["anchor"], batch["positive"], batch["negative"]]))
+        za, zp, zn = z.chunk(3)
+        return self.losses(za, zp, zn)

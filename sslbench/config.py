@@ -3,6 +3,7 @@ and compose them into one run config."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 from importlib.resources import files
 from pathlib import Path
@@ -69,8 +70,9 @@ def paper_value(strategy: str, metric: str = "aji") -> float | None:
 
 def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str = "resnet101", head: str = "unet",
                        seed: int = 0, device: str = "auto", data: str | None = None,
-                       unlabeled: str | None = None) -> Config:
-    """One flat config for a run; ``preset`` sizes override the pretext's where it accepts them."""
+                       unlabeled: str | None = None, overrides: list[str] | None = None) -> Config:
+    """One flat config for a run; ``preset`` sizes override the pretext's where it accepts them,
+    then ``overrides`` ("finetune.steps=200", "pretext.weights=/path/r101.pth") override anything."""
     cfg = load_component("preset", preset)
     pretext_cfg = pretext_config(pretext)
     cls = PRETEXTS.get(pretext_cfg["type"])
@@ -85,8 +87,24 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str = "res
         split=dict(cfg.split), pretrain=dict(cfg.pretrain), finetune=dict(cfg.finetune),
         evaluation=dict(cfg.evaluation),
     )
-    validate(merged)
-    return Config(merged)
+    cfg = Config(merged)
+    cfg.merge_from_dict(parse_overrides(overrides or []))
+    validate(cfg)
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """["a.b=3", "c=x"] -> {"a.b": 3, "c": "x"}; values are Python literals where they parse as one."""
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. finetune.steps=200), got '{item}'.")
+        try:
+            parsed[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed[key.strip()] = value
+    return parsed
 
 
 def validate(cfg: dict) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mmengine.registry import Registry
 
-from sslbench.errors import UnknownComponentError
+from sslbench.errors import ConfigError, UnknownComponentError
 
 PRETEXTS = Registry("pretext", scope="sslbench")
 BACKBONES = Registry("backbone", scope="sslbench")
@@ -43,7 +43,10 @@ def build(registry: Registry, cfg: dict, **extra):
         raise UnknownComponentError(
             f"unknown {registry.name} '{kind}'.{closest_hint(str(kind), known)} "
             f"Registered: {', '.join(known)}.")
-    return registry.build(dict(cfg, **extra))
+    try:
+        return registry.build(dict(cfg, **extra))
+    except (TypeError, ValueError) as exc:  # the component refused its arguments
+        raise ConfigError(f"invalid {registry.name} config {dict(cfg)}: {exc}") from None
 
 
 def load_builtins() -> None:

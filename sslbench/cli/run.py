@@ -49,6 +49,8 @@ def run(
     seed: int = typer.Option(0, help="Seeds data splits, sampling and initialisation."),
     out: Path = typer.Option(None, help="Run folder. Default: runs/<time>-<pretext>."),
     plugin: list[str] = typer.Option([], help="Extra plugin: a .py file or an importable module."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value: KEY=VALUE, e.g. "
+                                   "finetune.steps=200 or pretext.weights=resnet101.pth."),
 ) -> None:
     """Pretrain an encoder, finetune ResUNet on it, score AJI on held-out images."""
     from sslbench.bench.job import run_job
@@ -59,7 +61,7 @@ def run(
     load_plugins_for_cli(plugin)
     cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, seed=seed, device=device,
                              data=None if data is None else str(data),
-                             unlabeled=None if unlabeled is None else str(unlabeled))
+                             unlabeled=None if unlabeled is None else str(unlabeled), overrides=set_)
     out_dir = out or default_out_dir(pretext)
     if (out_dir / "metrics.json").exists():
         raise ConfigError(f"{out_dir} already holds a finished run; pass another --out or remove it.")

@@ -1,9 +1,9 @@
 """3-class probabilities -> instance label map.
 
-Method (one-stage contour-aware segmentation, Cui et al. 2019): nucleus bodies (P(body) > 0.5) are
-separated from each other by the predicted boundary ring, so their connected components are the
-seeds; a watershed on -P(body), restricted to the foreground (P(background) < 0.5), grows each seed
-back over its boundary pixels; objects under ``min_area`` pixels are dropped.
+Method (one-stage contour-aware segmentation, Cui et al. 2019): each pixel takes its most probable
+class. Nucleus bodies are separated from each other by the predicted boundary ring, so their
+connected components are the seeds; a watershed on -P(body), restricted to the foreground (body or
+boundary), grows each seed back over its boundary pixels; objects under ``min_area`` px are dropped.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ def probabilities_to_instances(probs: np.ndarray, min_area: int = 10, min_seed_a
     """(3, H, W) class probabilities -> (H, W) int32 instance ids (0 = background)."""
     if probs.ndim != 3 or probs.shape[0] != 3:
         raise ValueError(f"expected (3, H, W) probabilities, got shape {probs.shape}.")
-    seeds = drop_small(ndimage.label(probs[BODY] > 0.5)[0], min_seed_area)
-    foreground = probs[BACKGROUND] < 0.5
-    instances = watershed(-probs[BODY], markers=seeds, mask=foreground | (seeds > 0))
+    classes = probs.argmax(axis=0)  # ties go to the lower class: background first
+    seeds = drop_small(ndimage.label(classes == BODY)[0], min_seed_area)
+    instances = watershed(-probs[BODY], markers=seeds, mask=classes != BACKGROUND)
     return relabel_sequential(drop_small(instances, min_area))[0].astype(np.int32)
 
 

@@ -37,6 +37,23 @@ def pick_images(images: Sequence[torch.Tensor], count: int, generator: torch.Gen
     return torch.randint(0, len(images), (count,), generator=generator).tolist()
 
 
+def random_crops(images: Sequence[torch.Tensor], count: int, size: int,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random size² crops of randomly picked images -> (crops (count, 3, size, size) uint8,
+    boxes (count, 3) as [image index, top, left]) so tests can trace every crop to its source."""
+    crops, boxes = [], []
+    for index in pick_images(images, count, generator):
+        top, left = random_crop_box(*images[index].shape[-2:], size, generator)
+        crops.append(images[index][:, top:top + size, left:left + size])
+        boxes.append([index, top, left])
+    return torch.stack(crops), torch.tensor(boxes)
+
+
+def global_pool(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Normalised float images (B, 3, H, W) -> the encoder's deepest features, averaged: (B, C)."""
+    return encoder(x)[-1].mean(dim=(2, 3))
+
+
 class Pretext(nn.Module):
     """Base of every pretext task (and of the no-pretraining strategies)."""
 

@@ -1,0 +1,90 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sslbench.models import build_encoder
+from sslbench.pretext.instance_aware import InstanceAware, ranking_loss, triplet_loss
+
+CHANNELS = (3, 64, 64, 128, 256, 512)
+
+
+def _images(count=3, size=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (3, size, size + 17 * i), generator=g, dtype=torch.uint8) for i in range(count)]
+
+
+def test_triplet_loss_matches_hand_computation():
+    za = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    zp = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    zn = torch.tensor([[0.0, 2.0], [0.0, 1.0]])
+    # d(a,p) = 1; d(a,n) = 4 and 1 -> max(0, 1-4+1) = 0 and max(0, 1-1+1) = 1; mean 0.5
+    assert triplet_loss(za, zp, zn, margin=1.0).item() == pytest.approx(0.5)
+    assert triplet_loss(za, zp, zn, margin=0.0).item() == pytest.approx(0.0)
+
+
+def test_ranking_loss_matches_hand_computation():
+    score_pos, score_neg = torch.tensor([2.0, 0.0]), torch.tensor([0.5, 0.5])
+    # max(0, 0.5-2+1) = 0 and max(0, 0.5-0+1) = 1.5
+    assert ranking_loss(score_pos, score_neg, margin=1.0).item() == pytest.approx(0.75)
+
+
+def test_sampler_geometry_follows_the_paper():
+    images = _images()
+    crop, scales = 96, (64, 32, 16, 8)
+    task = InstanceAware(CHANNELS, crop=crop, neg_scales=scales)
+    index_gen = torch.Generator().manual_seed(7)
+    image_index = torch.randint(0, len(images), (32,), generator=index_gen).tolist()
+    batch = task.sample(images, 32, torch.Generator().manual_seed(7))
+    assert batch["anchor"].shape == batch["positive"].shape == batch["negative"].shape == (32, 3, crop, crop)
+    assert batch["anchor"].dtype == torch.uint8
+    seen_scales = set()
+    for i, ((ay, ax, a_size), (py, px, p_size), (ny, nx, n_size)) in enumerate(batch["boxes"].tolist()):
+        image = images[image_index[i]]
+        assert a_size == p_size == crop and n_size in scales
+        seen_scales.add(n_size)
+        # positive: adjacent (overlapping or touching) and not the anchor itself
+        assert abs(py - ay) <= crop and abs(px - ax) <= crop and (py, px) != (ay, ax)
+        # negative: a sub-crop of the positive, resized to the crop size
+        assert py <= ny and ny + n_size <= py + crop and px <= nx and nx + n_size <= px + crop
+        assert torch.equal(batch["anchor"][i], image[:, ay:ay + crop, ax:ax + crop])
+        assert torch.equal(batch["positive"][i], image[:, py:py + crop, px:px + crop])
+        expected = F.interpolate(image[None, :, ny:ny + n_size, nx:nx + n_size].float(), size=(crop, crop),
+                                 mode="bilinear", align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        assert torch.equal(batch["negative"][i], expected[0])
+    assert seen_scales == set(scales)
+
+
+def test_sampler_is_deterministic_for_a_seed():
+    task = InstanceAware(CHANNELS, crop=64, neg_scales=(32, 16))
+    first = task.sample(_images(), 4, torch.Generator().manual_seed(3))
+    second = task.sample(_images(), 4, torch.Generator().manual_seed(3))
+    assert torch.equal(first["boxes"], second["boxes"]) and torch.equal(first["negative"], second["negative"])
+
+
+@pytest.mark.parametrize(("use_st", "use_cr", "keys"), [(True, True, {"loss_st", "loss_cr"}),
+                                                       (True, False, {"loss_st"}), (False, True, {"loss_cr"})])
+def test_forward_switches_and_training_step_lowers_loss(use_st, use_cr, keys):
+    torch.manual_seed(0)
+    encoder = build_encoder(dict(type="SmpEncoder", name="resnet18"))
+    task = InstanceAware(encoder.out_channels, crop=64, neg_scales=(32, 16), use_st=use_st, use_cr=use_cr)
+    batch = task.sample(_images(), 4, torch.Generator().manual_seed(0))
+    params = list(encoder.parameters()) + list(task.parameters())
+    optimizer = torch.optim.SGD(params, lr=0.01)
+    losses = task(encoder, batch)
+    assert set(losses) == keys | {"loss"}
+    assert losses["loss"].item() == pytest.approx(sum(losses[k].item() for k in keys), rel=1e-5)
+    for _ in range(3):
+        optimizer.zero_grad()
+        task(encoder, batch)["loss"].backward()
+        optimizer.step()
+    encoder.eval()  # same BatchNorm statistics for the before/after comparison
+    after = task(encoder, batch)["loss"].item()
+    encoder.train()
+    assert after < losses["loss"].item() or after == 0.0
+
+
+@pytest.mark.parametrize("kwargs", [dict(use_st=False, use_cr=False), dict(crop=64, neg_scales=(128,)),
+                                    dict(margin_st=-1.0), dict(crop=0)])
+def test_invalid_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        InstanceAware(CHANNELS, **kwargs)

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from skimage.draw import disk
+
+from sslbench.data.targets import instance_to_classes
+from sslbench.eval.metrics import aji
+from sslbench.eval.postprocess import probabilities_to_instances
+
+
+def _one_hot(classes: np.ndarray) -> np.ndarray:
+    return (classes[None] == np.arange(3)[:, None, None]).astype(np.float32)
+
+
+def test_touching_nuclei_separated_by_boundary_become_two_instances():
+    labels = np.zeros((64, 64), np.int32)
+    labels[disk((32, 22), 10, shape=labels.shape)] = 1
+    labels[disk((32, 41), 10, shape=labels.shape)] = 2  # touches nucleus 1
+    labels[disk((10, 10), 5, shape=labels.shape)] = 3
+    probs = _one_hot(instance_to_classes(labels, boundary_width=1))
+    instances = probabilities_to_instances(probs, min_area=5)
+    assert instances.max() == 3
+    assert aji(labels, instances) == pytest.approx(1.0)
+
+
+def test_small_objects_and_background_are_dropped():
+    classes = np.zeros((32, 32), np.uint8)
+    classes[5:7, 5:7] = 1  # 4-pixel speck
+    classes[15:25, 15:25] = 2
+    classes[17:23, 17:23] = 1
+    instances = probabilities_to_instances(_one_hot(classes), min_area=10)
+    assert instances.max() == 1
+    assert (instances > 0).sum() == 100  # body grown back over its boundary ring
+    assert probabilities_to_instances(_one_hot(np.zeros((16, 16), np.uint8))).max() == 0
+
+
+def test_soft_probabilities_follow_the_argmax_rule():
+    probs = np.full((3, 16, 16), 1 / 3, np.float32)
+    probs[:, 4:12, 4:12] = np.array([0.1, 0.8, 0.1])[:, None, None]
+    instances = probabilities_to_instances(probs, min_area=1)
+    assert set(np.unique(instances)) == {0, 1} and (instances == 1).sum() == 64
+
+
+def test_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        probabilities_to_instances(np.zeros((2, 8, 8)))

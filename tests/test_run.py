@@ -1,0 +1,58 @@
+"""End to end: the real pipeline at a tiny size (resnet18, a few steps), through the CLI."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from sslbench.cli import app
+
+TINY = ["--backbone", "resnet18", "--set", "data.num_images=6", "--set", "data.size=160",
+        "--set", "pretrain.steps=2", "--set", "finetune.steps=2", "--set", "finetune.log_every=1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pretext", ["instance_aware", "scratch"])
+def test_run_writes_the_run_folder_and_prints_the_leaderboard_row(tmp_path, pretext):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--pretext", pretext, "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    assert f"sslbench run — {pretext}" in result.output
+    assert ("70.63" if pretext == "instance_aware" else "65.29") in result.output  # the paper's AJI
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["strategy"] == pretext and metrics["device"] == "cpu"
+    assert len(metrics["images"]["test"]) == 2 and len(metrics["test"]["per_image"]) == 2
+    for value in metrics["test"]["dataset"].values():
+        assert 0.0 <= value <= 1.0 and math.isfinite(value)
+    assert len(metrics["history"]["pretrain"]) == (1 if pretext == "instance_aware" else 0)
+    weights = load_file(out / "encoder.safetensors")
+    assert "conv1.weight" in weights and not any(k.startswith("fc.") for k in weights)
+    sidecar = json.loads((out / "encoder.json").read_text())
+    assert sidecar["pretext"] == pretext
+    assert "finetune" in (out / "log.txt").read_text()
+    assert "pretrain" in (out / "config.py").read_text()
+
+
+def test_finished_run_folder_is_never_overwritten(tmp_path):
+    (tmp_path / "metrics.json").write_text("{}")
+    result = CliRunner().invoke(app, ["run", "--out", str(tmp_path), *TINY])
+    assert result.exit_code != 0 and "already holds a finished run" in str(result.exception)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "--pretext", "instance_awar"], "Did you mean 'instance_aware'?"),
+    (["run", "--backbone", "resnet100"], "unknown backbone 'resnet100'"),
+    (["run", "--preset", "smok"], "Did you mean 'smoke'?"),
+    (["run", "--set", "split.label_fraction=1.5"], "label_fraction must be in (0, 1]"),
+    (["run", "--set", "pretext.margin_st=-1"], "margins must be >= 0"),
+])
+def test_bad_options_give_one_line_errors(args, message):
+    result = subprocess.run([sys.executable, "-c", "from sslbench.cli import main; main()", *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

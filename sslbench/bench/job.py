@@ -20,7 +20,7 @@ from sslbench.data.base import Sample
 from sslbench.data.splits import label_fraction, train_val_split
 from sslbench.engine.finetune import FinetuneSampler, segmentation_loss
 from sslbench.engine.loop import LoopSettings, train
-from sslbench.engine.weights import atomic_write, save_encoder
+from sslbench.engine.weights import atomic_write, load_encoder, save_encoder
 from sslbench.errors import ConfigError, DataError
 from sslbench.eval.evaluate import evaluate
 from sslbench.models import build_encoder, build_segmenter
@@ -135,42 +135,56 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
     return history, validations
 
 
-def run_job(cfg: Config, out_dir: Path) -> dict:
-    """Pretrain -> finetune -> evaluate; writes the run folder and returns the result record."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    generator = seed_everything(cfg.seed)
+def prepare(cfg: Config) -> tuple[torch.device, DataSplit]:
+    """Device and the seeded data split (``cfg.split``, including its label fraction)."""
     load_builtins()
-    atomic_write(out_dir / "config.py", lambda tmp: tmp.write_text(cfg.pretty_text))
     split = split_samples(load_samples(cfg.data, cfg.unlabeled), cfg.split)
     log.info("data: %d train, %d val, %d test, %d pretraining images",
              len(split.train), len(split.val), len(split.test), len(split.pretrain))
+    return resolve_device(cfg.device), split
 
+
+def pretrain_phase(cfg: Config, split: DataSplit, device: torch.device, weights_path: Path) -> dict:
+    """Pretrain (or just initialise) the encoder and save it; independent of the label fraction."""
+    generator = seed_everything(cfg.seed)
     started = time.perf_counter()
     encoder = build_encoder(cfg.backbone).to(device)
-    pretext, pretrain_history = pretrain(cfg, encoder, split.pretrain, device, generator)
-    encoder_path = save_encoder(encoder.state_dict(), out_dir / "encoder", {
+    pretext, history = pretrain(cfg, encoder, split.pretrain, device, generator)
+    path = save_encoder(encoder.state_dict(), weights_path, {
         "pretext": cfg.name, "pretext_config": cfg.pretext, "backbone": cfg.backbone,
         "steps": cfg.pretrain["steps"] if pretext.pretrains else 0, "seed": cfg.seed,
         "sslbench_version": sslbench.__version__})
-    pretrain_seconds = time.perf_counter() - started
+    return {"weights": str(path), "history": history, "seconds": time.perf_counter() - started,
+            "images": len(split.pretrain)}
 
+
+def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: torch.device) -> dict:
+    """Finetune ResUNet from ``encoder_state`` with a fresh decoder and score the test images."""
+    generator = seed_everything(cfg.seed)
     started = time.perf_counter()
-    model = build_segmenter(cfg.backbone, cfg.head, encoder.state_dict()).to(device)
-    del encoder, pretext
-    finetune_history, validations = finetune(cfg, model, split, device, generator)
-    finetune_seconds = time.perf_counter() - started
-
+    model = build_segmenter(cfg.backbone, cfg.head, encoder_state).to(device)
+    history, validations = finetune(cfg, model, split, device, generator)
+    seconds = time.perf_counter() - started
     ev = cfg.evaluation
     scores = evaluate(model, split.test, device, ev["min_area"], ev["tile"], ev["overlap"], "test")
+    return {"test": scores, "validation": validations, "history": history, "seconds": seconds,
+            "images": {k: [s.name for s in getattr(split, k)] for k in ("train", "val", "test")}}
+
+
+def run_job(cfg: Config, out_dir: Path) -> dict:
+    """Pretrain -> finetune -> evaluate; writes the run folder and returns the result record."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / "config.py", lambda tmp: tmp.write_text(cfg.pretty_text))
+    device, split = prepare(cfg)
+    pre = pretrain_phase(cfg, split, device, out_dir / "encoder")
+    fin = finetune_phase(cfg, split, load_encoder(pre["weights"]), device)
     result = {
         "strategy": cfg.name, "preset": cfg.preset, "seed": cfg.seed, "device": str(device),
-        "test": scores, "validation": validations,
-        "images": {k: [s.name for s in getattr(split, k)] for k in ("train", "val", "test")},
-        "pretrain_images": len(split.pretrain),
-        "history": {"pretrain": pretrain_history, "finetune": finetune_history},
-        "seconds": {"pretrain": pretrain_seconds, "finetune": finetune_seconds},
-        "encoder_weights": encoder_path.name,
+        "test": fin["test"], "validation": fin["validation"], "images": fin["images"],
+        "pretrain_images": pre["images"],
+        "history": {"pretrain": pre["history"], "finetune": fin["history"]},
+        "seconds": {"pretrain": pre["seconds"], "finetune": fin["seconds"]},
+        "encoder_weights": Path(pre["weights"]).name,
         "versions": {"sslbench": sslbench.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }

@@ -1,0 +1,64 @@
+"""Throughput regressions of the training hot path at small CPU sizes (``tox -e bench``)."""
+
+import pytest
+import torch
+
+from sslbench.data.synthetic import Synthetic
+from sslbench.engine.finetune import FinetuneSampler, segmentation_loss
+from sslbench.models import build_encoder, build_segmenter
+from sslbench.pretext.instance_aware import InstanceAware
+
+BACKBONE = dict(type="SmpEncoder", name="resnet18")
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return Synthetic(num_images=4, size=256).load()
+
+
+@pytest.fixture(scope="module")
+def images(samples):
+    return [torch.from_numpy(s.image).permute(2, 0, 1).contiguous() for s in samples]
+
+
+def test_instance_aware_sampler_throughput(benchmark, images):
+    task = InstanceAware((3, 64, 64, 128, 256, 512), crop=192, neg_scales=(128, 64, 32, 16))
+    generator = torch.Generator().manual_seed(0)
+    batch = benchmark(task.sample, images, 16, generator)
+    assert batch["negative"].shape == (16, 3, 192, 192)
+
+
+def test_pretrain_step(benchmark, images):
+    torch.manual_seed(0)
+    encoder = build_encoder(BACKBONE)
+    task = InstanceAware(encoder.out_channels, crop=96, neg_scales=(64, 32))
+    optimizer = torch.optim.AdamW(list(encoder.parameters()) + list(task.parameters()), lr=1e-4)
+    generator = torch.Generator().manual_seed(0)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = task(encoder, task.sample(images, 2, generator))["loss"]
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    assert torch.isfinite(benchmark(step))
+
+
+def test_finetune_step(benchmark, samples):
+    torch.manual_seed(0)
+    model = build_segmenter(BACKBONE, dict(type="Unet", classes=3, decoder_channels=(64, 32, 16, 16, 8)))
+    sampler = FinetuneSampler(samples, crop=96, boundary_width=1, device=CPU)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    weights = torch.ones(3)
+    generator = torch.Generator().manual_seed(0)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = segmentation_loss(model, *sampler(4, generator), weights)["loss"]
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    assert torch.isfinite(benchmark(step))

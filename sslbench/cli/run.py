@@ -19,7 +19,7 @@ def load_plugins_for_cli(plugins: list[str]) -> None:
         warnings.simplefilter("always")
         load_entry_point_plugins()
     for warning in caught:
-        err_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
     for spec in plugins:
         load_plugin(spec)
 

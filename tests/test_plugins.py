@@ -1,0 +1,107 @@
+"""Plugins: an installed package (entry point), an ad hoc --plugin file or module, a broken plugin."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sslbench.cli import app
+from sslbench.registry import PRETEXTS
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sslbench-simclr"
+SSLBENCH = Path(sys.executable).parent / "sslbench"
+# the smoke preset, shrunk so a whole run stays in seconds on a shared 2-core machine
+TINY_RUN = ["--preset", "smoke", "--backbone", "resnet18", "--device", "cpu"] + [
+    arg for item in ("pretrain.steps=3", "finetune.steps=3", "data.num_images=6", "data.size=128",
+                     "pretext.crop=64", "finetune.crop=64", "evaluation.tile=128") for arg in ("--set", item)]
+
+PLUGIN_SOURCE = '''
+from sslbench.pretext.rotnet import RotNet
+from sslbench.registry import PRETEXTS
+
+
+@PRETEXTS.register_module(name="{name}")
+class AdHoc(RotNet):
+    """An ad hoc plugin task."""
+'''
+
+
+@pytest.fixture
+def unregister():
+    """Names a test registers in this process are removed again, so later tests see the built-ins."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        PRETEXTS.module_dict.pop(name, None)
+
+
+def assert_finished_run(out: Path):
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert math.isfinite(metrics["test"]["dataset"]["aji"])
+    assert all(math.isfinite(h["loss"]) for h in metrics["history"]["pretrain"])
+
+
+def test_plugin_file_and_module_are_listed(tmp_path, monkeypatch, unregister):
+    (tmp_path / "adhoc_file_task.py").write_text(PLUGIN_SOURCE.format(name="adhoc_file_task"))
+    (tmp_path / "adhoc_module_task.py").write_text(PLUGIN_SOURCE.format(name="adhoc_module_task"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    unregister += ["adhoc_file_task", "adhoc_module_task"]
+    result = CliRunner().invoke(app, ["list", "pretexts", "--plugin", str(tmp_path / "adhoc_file_task.py"),
+                                      "--plugin", "adhoc_module_task"])
+    assert result.exit_code == 0, result.output
+    assert "adhoc_file_task" in result.output and "adhoc_module_task" in result.output
+
+
+@pytest.mark.slow
+def test_example_plugin_file_runs_with_the_plugin_flag(tmp_path, unregister):
+    unregister.append("simclr")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--plugin", str(EXAMPLE / "sslbench_simclr.py"), "--pretext", "simclr",
+                                      *TINY_RUN, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert_finished_run(out)
+
+
+@pytest.fixture
+def installed_example(tmp_path):
+    """pip-install the example into this interpreter's environment (from a copy: building writes files)."""
+    source = shutil.copytree(EXAMPLE, tmp_path / "sslbench-simclr")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(source)], check=True)
+    yield
+    subprocess.run([*pip, "uninstall", "-y", "sslbench-simclr"], check=True)
+
+
+@pytest.mark.slow
+def test_installed_example_plugin_is_discovered_and_runs(tmp_path, installed_example):
+    listing = subprocess.run([str(SSLBENCH), "list", "pretexts"], capture_output=True, text=True,
+                             env={"COLUMNS": "200", "PATH": ""}, check=True)
+    assert "simclr" in listing.stdout and "sslbench_simclr" in listing.stdout
+    out = tmp_path / "run"
+    run = subprocess.run([str(SSLBENCH), "run", "--pretext", "simclr", *TINY_RUN, "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert_finished_run(out)
+    assert json.loads((out / "encoder.json").read_text())["pretext"] == "simclr"
+
+
+def test_a_broken_entry_point_warns_in_one_line_and_builtins_survive(tmp_path, monkeypatch):
+    # an installed distribution whose sslbench.plugins entry point raises on import
+    dist_info = tmp_path / "broken_sslbench_plugin-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-sslbench-plugin\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text("[sslbench.plugins]\nbroken = broken_sslbench_plugin\n")
+    (tmp_path / "broken_sslbench_plugin.py").write_text("raise RuntimeError('plugin bug')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = CliRunner().invoke(app, ["list", "pretexts"])
+    assert result.exit_code == 0, result.output
+    mentions = [line for line in result.output.splitlines() if "broken" in line]
+    assert len(mentions) == 1 and "warning" in mentions[0] and "plugin bug" in mentions[0]
+    assert all(name in result.output for name in ("instance_aware", "jigsaw", "rotnet", "colorme", "scratch"))

@@ -1,6 +1,7 @@
 description = "Table 3: ablation of the two instance-aware losses"
 strategies = ["scratch", "instance_aware_st", "instance_aware_cr", "instance_aware"]
 fractions = [1.0]
+metrics = ["aji", "aji_plus", "pq", "dice", "f1"]
 # AJI (%) exactly as printed in the paper, MoNuSeg 2018 test set.
 paper = dict(metric="aji", values=dict(scratch=65.29, instance_aware_st=69.64, instance_aware_cr=70.09,
                                        instance_aware=70.63))

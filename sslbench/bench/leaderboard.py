@@ -1,28 +1,258 @@
-"""Leaderboard tables shaped like the paper's, our numbers beside the paper's own."""
+"""Leaderboard tables shaped like the paper's, our numbers beside the paper's own.
+
+One :class:`Board` (rows of :class:`Cell`) is built for ``sslbench run`` and for suites alike and
+rendered as a rich table, Markdown or CSV.
+"""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.markup import escape
 from rich.table import Table
 
-_METRICS = (("aji", "AJI"), ("aji_plus", "AJI+"), ("pq", "PQ"), ("dice", "Dice"), ("f1", "F1"))
+from sslbench.bench.store import Store
+from sslbench.bench.suites import Suite
+from sslbench.config import available, load_component
+from sslbench.engine.weights import atomic_write
+from sslbench.errors import ConfigError, DataError
+
+METRIC_NAMES = {"aji": "AJI", "aji_plus": "AJI+", "pq": "PQ", "dq": "DQ", "sq": "SQ", "dice": "Dice", "f1": "F1"}
+AGGREGATION_TEXT = {"dataset": "C and U summed over the test images, then divided (MoNuSeg)",
+                    "per_image_mean": "mean of the per-image values"}
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.2f}"
+@dataclass
+class Cell:
+    ours: float | None = None  # %, mean over seeds
+    std: float | None = None  # %, sample std over seeds (None with one seed)
+    paper: float | None = None
+    delta: float | None = None  # ours − scratch's ours, same column
+    paper_delta: float | None = None
+    seeds: int = 0
+    best: bool = False
+    text: str | None = None  # a plain cell (timings)
+
+
+@dataclass
+class Row:
+    label: str
+    cells: list[Cell] = field(default_factory=list)
+    heading: bool = False  # a metric's title row (Table 4 stacks Dice and AJI)
+
+
+@dataclass
+class Board:
+    title: str
+    caption: str
+    columns: list[tuple[str, bool]]  # (header, shows the paper's value)
+    rows: list[Row]
+    row_header: str = "Training strategy"
+
+
+def _number(value: float | None, std: float | None = None, delta: float | None = None) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:.2f}" + ("" if std is None else f" ± {std:.2f}")
+    return text + ("" if delta is None else f" ({delta:+.2f})")
+
+
+def cell_text(cell: Cell, with_paper: bool, bold: tuple[str, str] = ("", ""), sep: str = "|") -> str:
+    if cell.text is not None:
+        return cell.text
+    ours = _number(cell.ours, cell.std)
+    if cell.best:
+        ours = f"{bold[0]}{ours}{bold[1]}"
+    if cell.delta is not None:
+        ours += f" ({cell.delta:+.2f})"
+    return f"{ours} {sep} {_number(cell.paper, delta=cell.paper_delta)}" if with_paper else ours
+
+
+def to_rich(board: Board) -> Table:
+    table = Table(title=board.title, caption=board.caption, caption_justify="left")
+    table.add_column(board.row_header)
+    for header, _ in board.columns:
+        table.add_column(header, justify="right")
+    for row in board.rows:
+        if row.heading:
+            table.add_section()
+            table.add_row(f"[bold]{escape(row.label)}[/]")
+            continue
+        table.add_row(escape(row.label), *(cell_text(c, p, ("[bold green]", "[/]"))
+                                           for c, (_, p) in zip(row.cells, board.columns)))
+    return table
+
+
+def to_markdown(board: Board) -> str:
+    headers = [board.row_header] + [h.replace("|", "\\|") for h, _ in board.columns]
+    lines = [f"### {board.title}", "", "| " + " | ".join(headers) + " |", "|---|" + "---:|" * len(board.columns)]
+    for row in board.rows:
+        cells = ([""] * len(board.columns) if row.heading else
+                 [cell_text(c, p, ("**", "**"), "\\|") for c, (_, p) in zip(row.cells, board.columns)])
+        label = f"**{row.label}**" if row.heading else row.label
+        lines.append("| " + " | ".join([label, *cells]) + " |")
+    return "\n".join([*lines, "", board.caption, ""])
+
+
+def to_csv(board: Board) -> str:
+    """Long form, one line per cell, numbers unformatted (for plotting and diffing)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["section", "row", "column", "ours_mean", "ours_std", "seeds", "paper",
+                     "delta_vs_scratch", "paper_delta_vs_scratch", "best", "text"])
+    section = ""
+    for row in board.rows:
+        if row.heading:
+            section = row.label
+        for cell, (header, _) in zip(row.cells, board.columns):
+            writer.writerow([section, row.label, header, cell.ours, cell.std, cell.seeds, cell.paper, cell.delta,
+                             cell.paper_delta, int(cell.best), cell.text or ""])
+    return buffer.getvalue()
+
+
+def strategy_label(name: str) -> str:
+    """The paper's row name (the pretext config's ``label``); plugins without a config keep their name."""
+    return load_component("pretext", name).get("label", name) if name in available("pretext") else name
+
+
+def _pct(value: float | None) -> Cell:
+    return Cell() if value is None else Cell(ours=100 * value, seeds=1)
 
 
 def run_table(rows: list[dict], title: str, caption: str) -> Table:
     """rows: {"label", "test": {"dataset": {...}}, "paper_aji": % or None, "seconds": {...}}."""
-    table = Table(title=title, caption=caption, caption_justify="left")
-    table.add_column("Training strategy")
-    table.add_column("AJI % (ours)", justify="right", style="bold")
-    table.add_column("AJI % (paper)", justify="right")
-    for _, name in _METRICS[1:]:
-        table.add_column(f"{name} %", justify="right")
-    table.add_column("pretrain / finetune s", justify="right")
+    columns = [("AJI % ours | paper", True)] + [(f"{name} %", False) for name in ("AJI+", "PQ", "Dice", "F1")]
+    board_rows = []
     for row in rows:
         scores = row["test"]["dataset"]
-        paper = "—" if row.get("paper_aji") is None else f"{row['paper_aji']:.2f}"
-        timing = f"{row['seconds']['pretrain']:.0f} / {row['seconds']['finetune']:.0f}"
-        table.add_row(row["label"], _pct(scores["aji"]), paper, *(_pct(scores[k]) for k, _ in _METRICS[1:]), timing)
-    return table
+        cells = [Cell(ours=100 * scores["aji"], seeds=1, paper=row.get("paper_aji"))]
+        cells += [_pct(scores[k]) for k in ("aji_plus", "pq", "dice", "f1")]
+        cells.append(Cell(text=f"{row['seconds']['pretrain']:.0f} / {row['seconds']['finetune']:.0f}"))
+        board_rows.append(Row(row["label"], cells))
+    return to_rich(Board(title, caption, [*columns, ("pretrain / finetune s", False)], board_rows))
+
+
+def _summary(values: list[float]) -> Cell:
+    if not values:
+        return Cell()
+    return Cell(ours=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else None,
+                seeds=len(values))
+
+
+def _seed_values(suite, rows: list[dict], strategy: str, metric: str, aggregation: str) -> list[dict[int, float]]:
+    """Per table column, {seed: value %}. Fold suites end with the average over folds (seeds with every fold)."""
+    mine = [r for r in rows if r["strategy"] == strategy]
+
+    def values(match) -> dict[int, float]:
+        return {r["seed"]: 100 * r["scores"][aggregation][metric] for r in mine if match(r)}
+
+    if not suite.folds:
+        return [values(lambda r, f=f: r["fraction"] == f) for f in suite.fractions]
+    per_fold = [values(lambda r, k=k: r["fold"] == k) for k in range(suite.folds)]
+    complete = set.intersection(*(set(v) for v in per_fold))
+    return per_fold + [{seed: statistics.fmean(v[seed] for v in per_fold) for seed in complete}]
+
+
+def _paper(suite, metric: str, strategy: str, column: int) -> float | None:
+    values = suite.paper.get(metric, {}).get(strategy, [])
+    if len(values) == len(suite.columns):
+        return values[column]
+    if suite.folds and values and column == len(suite.columns) - 1:
+        return values[-1]  # another fold count than the paper's: only the average compares
+    return None
+
+
+def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dict[str, list[Cell]]:
+    """strategy -> one cell per suite column, with deltas vs scratch and the best mean marked."""
+    cells = {s: [_summary(list(v.values())) for v in _seed_values(suite, rows, s, metric, aggregation)]
+             for s in suite.strategies}
+    for strategy, row in cells.items():
+        for i, cell in enumerate(row):
+            cell.paper = _paper(suite, metric, strategy, i)
+    if "scratch" in cells:
+        for strategy, row in cells.items():
+            for cell, base in zip(row, cells["scratch"]):
+                if strategy != "scratch":
+                    if cell.ours is not None and base.ours is not None:
+                        cell.delta = cell.ours - base.ours
+                    if cell.paper is not None and base.paper is not None:
+                        cell.paper_delta = cell.paper - base.paper
+    for i in range(len(suite.columns)):
+        means = [row[i].ours for row in cells.values() if row[i].ours is not None]
+        for row in cells.values():
+            row[i].best = bool(means) and row[i].ours == max(means)
+    return cells
+
+
+def suite_board(suite, rows: list[dict], aggregation: str, caption: str) -> Board:
+    """The paper's layout: strategies × label fractions (or folds) per metric; a one-column suite
+    (Tables 2, 3) puts its metrics side by side instead, and lists the paper-only reference rows."""
+    by_metric = {m: _metric_cells(suite, rows, m, aggregation) for m in suite.metrics}
+    title = f"{suite.name}: {suite.description}"
+    if len(suite.columns) == 1:
+        columns = [(f"{METRIC_NAMES[m]} % ours | paper" if m in suite.paper else f"{METRIC_NAMES[m]} %",
+                    m in suite.paper) for m in suite.metrics]
+        board_rows = [Row(strategy_label(s), [by_metric[m][s][0] for m in suite.metrics]) for s in suite.strategies]
+        first = suite.metrics[0]
+        board_rows += [Row(f"{team} (MoNuSeg 2018 leaderboard)",
+                           [Cell(paper=value) if m == first else Cell() for m in suite.metrics])
+                       for team, value in suite.references.items()]
+        return Board(title, caption, columns, board_rows)
+    columns = [(f"{c} ours | paper", True) for c in suite.columns]
+    board_rows = []
+    for metric in suite.metrics:
+        if len(suite.metrics) > 1:
+            board_rows.append(Row(f"{METRIC_NAMES[metric]} %", heading=True))
+        board_rows += [Row(strategy_label(s), by_metric[metric][s]) for s in suite.strategies]
+    return Board(title, caption, columns, board_rows)
+
+
+def select_rows(suite: Suite, rows: list[dict]) -> tuple[Suite, list[dict], dict]:
+    """The suite's jobs from the latest bench setup (context) in the store, the latest row per
+    (strategy, fraction, fold, seed); a fold suite takes its fold count from that setup."""
+    mine = [r for r in rows if r["strategy"] in suite.strategies and r["fraction"] in suite.fractions
+            and (r["fold"] is None) == (not suite.folds)]
+    if not mine:
+        raise DataError(f"no finished {suite.name} jobs in this store; run `sslbench bench --suite {suite.name}` "
+                        "with the same --out first.")
+    context = mine[-1]["context"]
+    latest = {(r["strategy"], r["fraction"], r["fold"], r["seed"]): r for r in mine if r["context"] == context}
+    return dataclasses.replace(suite, folds=context["folds"]), list(latest.values()), context
+
+
+def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> str:
+    data = context["data"] or "synthetic H&E (built-in)"
+    counts = sorted({r["test_images"] for r in rows})
+    if suite.folds:
+        test = f"{suite.folds}-fold cross-validation, {'/'.join(map(str, counts))} images per fold"
+    elif context["test_data"]:
+        test = f"{counts[0]} labelled images of {context['test_data']}"
+    else:
+        test = f"{counts[0]} images held out of the data (split.test_ratio, split.seed)"
+    extra = f"; overrides {' '.join(context['overrides'])}" if context["overrides"] else ""
+    paper = "CPM, 5-fold cross-validation" if suite.folds else "MoNuSeg 2018 test set"
+    return (f"Data: {data}; preset {context['preset']}; backbone {context['backbone']}; "
+            f"seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}; test: {test}{extra}. "
+            f"Aggregation: {aggregation} ({AGGREGATION_TEXT[aggregation]}). "
+            f"Cells: ours mean ± std over seeds (Δ vs scratch) | paper (Δ), as printed ({paper}); "
+            "best of ours per column in bold.")
+
+
+def suite_leaderboard(out: Path, suite: Suite, aggregation: str = "dataset") -> Board:
+    if aggregation not in AGGREGATION_TEXT:
+        raise ConfigError(f"--aggregation must be one of {', '.join(AGGREGATION_TEXT)}, got '{aggregation}'.")
+    suite, rows, context = select_rows(suite, Store(out, create=False).rows())
+    return suite_board(suite, rows, aggregation, caption(suite, rows, context, aggregation))
+
+
+def write_board(board: Board, out: Path, name: str) -> list[Path]:
+    """leaderboard-<name>.md and .csv beside the results database."""
+    paths = [out / f"leaderboard-{name}.md", out / f"leaderboard-{name}.csv"]
+    for path, text in zip(paths, (to_markdown(board), to_csv(board))):
+        atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+    return paths

@@ -1,0 +1,318 @@
+"""Benchmark suites: a grid of strategies × label fractions (× folds) × seeds, run as jobs.
+
+Each (strategy, seed, fold) pretrains once; its encoder serves every label fraction. Finished jobs
+are rows in the results store and are skipped when the same command runs again.
+
+Test set, in order of precedence:
+* ``folds`` (table4): fold i of ``splits.k_folds`` over the labelled images is the test set;
+* ``--test-data PATH``: every labelled image there (the paper's protocol, e.g. MoNuSeg's 14 test
+  images); all ``--data`` images are then train/val/pretraining (``split.test_ratio`` is unused);
+* otherwise ``split.test_ratio`` of ``--data``'s labelled images, drawn with ``split.seed`` exactly
+  as ``sslbench run`` does (``job.split_samples``).
+The rest of the labelled images is split ``1 - val_ratio : val_ratio`` into train/val and the label
+fraction is a nested subset of train. Pretraining sees every image that is not a test image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import platform
+import subprocess
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from mmengine.config import Config
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+import sslbench
+from sslbench.bench.job import (
+    DataSplit,
+    finetune_phase,
+    load_samples,
+    pretrain_phase,
+    resolve_device,
+    split_samples,
+)
+from sslbench.bench.store import METRIC_COLUMNS, Store
+from sslbench.config import load_component, pretext_config, resolve_run_config
+from sslbench.data.splits import k_folds, label_fraction, train_val_split
+from sslbench.engine.weights import atomic_write, load_encoder
+from sslbench.errors import ConfigError, DataError
+from sslbench.eval.postprocess import probabilities_to_instances
+from sslbench.eval.predict import predict_probabilities
+from sslbench.registry import PRETEXTS
+
+
+@dataclass(frozen=True)
+class Job:
+    strategy: str
+    fraction: float
+    fold: int | None
+    seed: int
+
+    @property
+    def label(self) -> str:
+        fold = "" if self.fold is None else f" fold {self.fold + 1}"
+        return f"{self.strategy} {round(100 * self.fraction)} %{fold} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    strategies: tuple[str, ...]
+    fractions: tuple[float, ...]
+    metrics: tuple[str, ...]
+    folds: int = 0  # 0: one fixed test set; k: k-fold cross-validation
+    paper: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # metric -> strategy -> per column
+    references: dict[str, float] = field(default_factory=dict)  # paper-only rows (first metric)
+
+    @property
+    def columns(self) -> list[str]:
+        if self.folds:
+            return [f"Fold {i + 1}" for i in range(self.folds)] + ["Average"]
+        return [f"{round(100 * f)} %" for f in self.fractions]
+
+    def jobs(self, seeds: Iterable[int]) -> list[Job]:
+        """Grouped by (seed, fold, strategy) so one pretraining serves consecutive jobs."""
+        folds = range(self.folds) if self.folds else [None]
+        return [Job(s, f, fold, seed) for seed in seeds for fold in folds for s in self.strategies
+                for f in self.fractions]
+
+
+def load_suite(name: str, folds: int | None = None, skip: Iterable[str] = ()) -> Suite:
+    cfg = load_component("suite", name)
+    skip = list(skip)
+    unknown = [s for s in skip if s not in cfg.strategies]
+    if unknown:
+        raise ConfigError(f"--skip {unknown[0]}: not in suite {name} ({', '.join(cfg.strategies)}).")
+    if folds is not None and not cfg.get("folds"):
+        raise ConfigError(f"--folds applies to cross-validation suites (table4), not {name}.")
+    k = cfg.get("folds", 0) if folds is None else folds
+    if cfg.get("folds") and k < 2:
+        raise ConfigError(f"--folds must be >= 2, got {k}.")
+    tables = cfg.get("paper", [])
+    paper = {t["metric"]: {s: list(v) if isinstance(v, (list, tuple)) else [v] for s, v in t["values"].items()}
+             for t in (tables if isinstance(tables, list) else [tables])}
+    return Suite(name, cfg.get("description", ""), tuple(s for s in cfg.strategies if s not in skip),
+                 tuple(cfg.get("fractions", [1.0])), tuple(cfg.get("metrics", ["aji"])), k, paper,
+                 dict(cfg.get("references", {})))
+
+
+@dataclass
+class BenchOptions:
+    suite: Suite
+    out: Path
+    preset: str = "smoke"
+    backbone: str = "resnet101"
+    device: str = "auto"
+    seeds: int = 1
+    data: str | None = None
+    test_data: str | None = None
+    unlabeled: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    force: bool = False
+
+    def context(self) -> dict:
+        """What makes two benches comparable; the leaderboard shows one context at a time."""
+        return {"preset": self.preset, "backbone": self.backbone, "data": self.data, "test_data": self.test_data,
+                "unlabeled": self.unlabeled, "overrides": sorted(self.overrides), "folds": self.suite.folds}
+
+
+def config_hash(content: dict) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def strategy_overrides(strategy: str, overrides: list[str]) -> list[str]:
+    """``pretext.X=V`` reaches only the strategies whose pretext takes X (``pretext.weights`` is the
+    ImageNet file, meaningless to the others); every other override reaches every job."""
+    accepted = inspect.signature(PRETEXTS.get(pretext_config(strategy)["type"]).__init__).parameters
+    return [o for o in overrides if not o.startswith("pretext.") or o.partition("=")[0][len("pretext."):] in accepted]
+
+
+def job_config(opts: BenchOptions, job: Job) -> Config:
+    return resolve_run_config(job.strategy, preset=opts.preset, backbone=opts.backbone, seed=job.seed,
+                              device=opts.device, data=opts.data, unlabeled=opts.unlabeled,
+                              overrides=[*strategy_overrides(job.strategy, opts.overrides),
+                                         f"split.label_fraction={job.fraction}"])
+
+
+def job_keys(cfg: Config, opts: BenchOptions, job: Job) -> tuple[str, str]:
+    """(job key, pretraining key). The device is left out: where a job ran does not change what it is.
+    The pretraining key leaves out everything that only finetuning reads."""
+    content = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+    content.update(fold=job.fold, folds=opts.suite.folds, test_data=opts.test_data)
+    pretraining = {k: v for k, v in content.items() if k not in ("finetune", "evaluation")}
+    pretraining["split"] = {k: v for k, v in content["split"].items() if k != "label_fraction"}
+    return config_hash(content), config_hash(pretraining)
+
+
+def check_strategies(opts: BenchOptions) -> None:
+    """Fail before any work for a strategy that cannot run (so no row silently goes missing)."""
+    for strategy in opts.suite.strategies:
+        cfg = job_config(opts, Job(strategy, 1.0, None, 0))
+        if "weights" in cfg.pretext and not cfg.pretext["weights"]:
+            raise ConfigError(f"suite {opts.suite.name} includes {strategy}, which needs "
+                              f"--set pretext.weights=PATH (a local ResNet file); or pass --skip {strategy}.")
+
+
+def data_split(samples, test_samples, split_cfg: dict, fold: int | None, folds: int) -> DataSplit:
+    if test_samples is None and fold is None:
+        return split_samples(samples, split_cfg)
+    labelled = [s for s in samples if s.labelled]
+    held_out: set[str] = set()
+    test = test_samples
+    if fold is not None:
+        try:
+            held_out = set(k_folds([s.name for s in labelled], folds, split_cfg["seed"])[fold][1])
+        except ValueError as exc:
+            raise DataError(f"cross-validation: {exc}") from None
+        test = [s for s in labelled if s.name in held_out]
+    train, val = train_val_split([s.name for s in labelled if s.name not in held_out],
+                                 split_cfg["val_ratio"], split_cfg["seed"])
+    train = set(label_fraction(train, split_cfg["label_fraction"], split_cfg["seed"]))
+    return DataSplit(train=[s for s in labelled if s.name in train], val=[s for s in labelled if s.name in val],
+                     test=test, pretrain=[s for s in samples if s.name not in held_out])
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(sslbench.__file__).parent,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def versions() -> dict:
+    return {"sslbench": sslbench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "segmentation_models_pytorch": smp.__version__, "python": platform.python_version()}
+
+
+@contextmanager
+def capture_segmenter():
+    """``finetune_phase`` keeps its model to itself; catch it on its forward passes so one test
+    prediction can be saved for the overlay figure."""
+    seen: dict = {}
+
+    def hook(module, args, output):
+        if isinstance(module, smp.base.SegmentationModel):
+            seen["model"] = module
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def save_prediction(out: Path, key: str, model, sample, cfg: Config, device) -> str:
+    """The first test image's instances (and, once, the image and its labels) as compressed .npz."""
+    ev = cfg.evaluation
+    instances = probabilities_to_instances(
+        predict_probabilities(model, sample.image, device, tile=ev["tile"], overlap=ev["overlap"]),
+        min_area=ev["min_area"])
+    image_path = out / "samples" / f"{_safe(sample.name)}.npz"
+    if not image_path.is_file():
+        atomic_write(image_path, lambda tmp: np.savez_compressed(open(tmp, "wb"), image=sample.image,
+                                                                 labels=sample.labels))
+    path = out / "predictions" / f"{key}.npz"
+    atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), instances=instances.astype(np.int32),
+                                                       sample=image_path.name, name=sample.name))
+    return str(path.relative_to(out))
+
+
+def encoder_path(out: Path, job: Job) -> Path:
+    fold = "" if job.fold is None else f"-f{job.fold}"
+    return out / "encoders" / f"{job.strategy}-s{job.seed}{fold}.safetensors"
+
+
+def reusable_encoder(path: Path, pretrain_key: str) -> bool:
+    sidecar = path.with_suffix(".json")
+    try:
+        return path.is_file() and json.loads(sidecar.read_text()).get("config_hash") == pretrain_key
+    except (OSError, ValueError):
+        return False
+
+
+def pretrained_encoder(cfg: Config, split: DataSplit, device, path: Path, pretrain_key: str,
+                       force: bool) -> tuple[dict, float | None]:
+    """Reuse the encoder whose sidecar carries ``pretrain_key``; else pretrain and stamp the sidecar.
+    The old sidecar goes first, so weights replaced by a killed run never pass as reusable."""
+    if not force and reusable_encoder(path, pretrain_key):
+        return load_encoder(path), None
+    path.with_suffix(".json").unlink(missing_ok=True)
+    result = pretrain_phase(cfg, split, device, path)
+    sidecar = path.with_suffix(".json")
+    metadata = dict(json.loads(sidecar.read_text()), config_hash=pretrain_key)
+    atomic_write(sidecar, lambda tmp: tmp.write_text(json.dumps(metadata, indent=2, default=str)))
+    return load_encoder(path), result["seconds"]
+
+
+def run_suite(opts: BenchOptions, console: Console | None = None) -> dict:
+    """Run every job of the suite not yet in the store; returns counts of done / skipped jobs."""
+    if opts.suite.folds and opts.test_data:
+        raise ConfigError(f"suite {opts.suite.name} cross-validates (its folds are the test sets); drop --test-data.")
+    check_strategies(opts)
+    store = Store(opts.out)
+    done = set() if opts.force else store.done_keys()
+    plan = []
+    for job in opts.suite.jobs(range(opts.seeds)):
+        cfg = job_config(opts, job)
+        plan.append((job, cfg, *job_keys(cfg, opts, job)))
+    pending = [p for p in plan if p[2] not in done]
+    if not pending:
+        return {"ran": 0, "skipped": len(plan)}
+    first_cfg = pending[0][1]
+    samples = load_samples(first_cfg.data, first_cfg.unlabeled)
+    test_samples = None
+    if opts.test_data:
+        from sslbench.data.detect import dataset_from_path
+        test_samples = [s for s in dataset_from_path(opts.test_data).load() if s.labelled]
+        if not test_samples:
+            raise DataError(f"--test-data {opts.test_data}: no labelled images found; it must hold annotations.")
+    device = resolve_device(opts.device)
+    context, commit, libs = opts.context(), git_commit(), versions()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    encoders: dict[str, tuple[dict, float | None]] = {}
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"{opts.suite.name} ({len(plan) - len(pending)} already done)", total=len(pending))
+        for job, cfg, key, pretrain_key in pending:
+            progress.update(task, description=f"{opts.suite.name}: {job.label}")
+            split = data_split(samples, test_samples, cfg.split, job.fold, opts.suite.folds)
+            path = encoder_path(opts.out, job)
+            if pretrain_key not in encoders:  # one pretraining per (strategy, seed, fold)
+                encoders = {pretrain_key: pretrained_encoder(cfg, split, device, path, pretrain_key, opts.force)}
+            state, pretrain_seconds = encoders[pretrain_key]
+            with capture_segmenter() as seen:
+                result = finetune_phase(cfg, split, state, device)
+            prediction = save_prediction(opts.out, key, seen["model"], split.test[0], cfg, device)
+            scores = result["test"]
+            store.add({
+                "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
+                "fold": job.fold, "seed": job.seed, "preset": opts.preset, "context": context,
+                "config": cfg.to_dict(), **{m: scores["dataset"][m] for m in METRIC_COLUMNS}, "scores": scores,
+                "test_images": len(split.test), "test_names": [s.name for s in split.test],
+                "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
+                "device": str(device), "versions": libs, "git_commit": commit,
+                "encoder": str(path.relative_to(opts.out)), "prediction": prediction,
+            })
+            encoders[pretrain_key] = (state, None)  # later jobs reuse it: their pretraining cost is nil
+            progress.advance(task)
+        progress.update(task, description=f"{opts.suite.name}: finished")
+    return {"ran": len(pending), "skipped": len(plan) - len(pending)}

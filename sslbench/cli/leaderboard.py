@@ -1,0 +1,35 @@
+"""``sslbench leaderboard``: a suite's results in the paper's table layout, ours beside the paper's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sslbench.cli.app import app, console
+from sslbench.errors import ConfigError
+
+FORMATS = ("rich", "md", "csv")
+
+
+@app.command()
+def leaderboard(
+    suite: str = typer.Option(..., help="table1, table2, table3 or table4."),
+    out: Path = typer.Option(Path("bench"), help="The bench output folder (holding results.sqlite)."),
+    format: str = typer.Option("rich", help="rich (terminal), md or csv (printed; both files are written too)."),
+    aggregation: str = typer.Option("dataset", help="dataset (sum C, U over test images, as MoNuSeg) or "
+                                                    "per_image_mean."),
+) -> None:
+    """Print a suite's leaderboard and write leaderboard-<suite>.md/.csv beside the database."""
+    from sslbench.bench.leaderboard import suite_leaderboard, to_csv, to_markdown, to_rich, write_board
+    from sslbench.bench.suites import load_suite
+
+    if format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got '{format}'.")
+    board = suite_leaderboard(out, load_suite(suite), aggregation)
+    write_board(board, out, suite if aggregation == "dataset" else f"{suite}-{aggregation}")
+    if format == "rich":
+        console.print(to_rich(board))
+    else:
+        console.print(to_markdown(board) if format == "md" else to_csv(board), markup=False, highlight=False,
+                      soft_wrap=True)

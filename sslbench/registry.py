@@ -56,17 +56,23 @@ def load_builtins() -> None:
 
 def load_plugin(spec: str) -> None:
     """Import a plugin given as ``path/to/file.py`` or ``package.module``; its decorators register it."""
-    if spec.endswith(".py") or Path(spec).is_file():
-        path = Path(spec)
-        if not path.is_file():
-            raise FileNotFoundError(f"plugin file {path} does not exist: check the --plugin path.")
-        name = f"sslbench_plugin_{path.stem}"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        module_spec.loader.exec_module(module)
-    else:
-        importlib.import_module(spec)
+    try:
+        if spec.endswith(".py") or Path(spec).is_file():
+            path = Path(spec)
+            if not path.is_file():
+                raise ConfigError(f"plugin file {path} does not exist: check the --plugin path.")
+            name = f"sslbench_plugin_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except ConfigError:
+        raise
+    except Exception as exc:  # asked for explicitly: stop, but with one line naming the plugin
+        raise ConfigError(f"plugin '{spec}' failed to load ({type(exc).__name__}: {exc}); fix it or drop "
+                          "--plugin (a name registered twice means it is also installed as a package).") from None
 
 
 def load_entry_point_plugins() -> list[str]:

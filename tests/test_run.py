@@ -56,3 +56,12 @@ def test_bad_options_give_one_line_errors(args, message):
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_broken_plugin_file_is_one_line_error(tmp_path):
+    plugin = tmp_path / "broken_task.py"
+    plugin.write_text("raise RuntimeError('boom')\n")
+    result = subprocess.run([sys.executable, "-c", "from sslbench.cli import main; main()", "list",
+                             "--plugin", str(plugin)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "plugin" in result.stderr and "RuntimeError: boom" in result.stderr and "Traceback" not in result.stderr

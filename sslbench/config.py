@@ -119,7 +119,11 @@ def validate(cfg: dict) -> None:
     for section in ("pretrain", "finetune"):
         checks += [(cfg[section]["steps"] >= 1, f"{section}.steps must be >= 1"),
                    (cfg[section]["batch_size"] >= 1, f"{section}.batch_size must be >= 1"),
-                   (cfg[section]["lr"] > 0, f"{section}.lr must be > 0")]
+                   (cfg[section]["lr"] > 0, f"{section}.lr must be > 0"),
+                   (cfg[section]["log_every"] >= 1, f"{section}.log_every must be >= 1"),
+                   (cfg[section].get("checkpoint_every", 0) >= 0,
+                    f"{section}.checkpoint_every must be >= 0 (0: no checkpoints)"),
+                   (cfg[section].get("max_nonfinite_skips", 0) >= 0, f"{section}.max_nonfinite_skips must be >= 0")]
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"invalid config: {message}.")

@@ -6,6 +6,7 @@ import json
 import logging
 import platform
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from torch import nn
 import sslbench
 from sslbench.data.base import Sample
 from sslbench.data.splits import label_fraction, train_val_split
+from sslbench.engine.checkpoint import Checkpoint, checkpoint_step, normalise, refuse_mismatch
 from sslbench.engine.finetune import FinetuneSampler, segmentation_loss
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.engine.weights import atomic_write, load_encoder, save_encoder
@@ -46,7 +48,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; samplers draw from the returned CPU generator."""
+    """Seed Python, NumPy and torch (CPU and CUDA); samplers draw from the returned CPU generator.
+
+    The seed fixes the data split, initialisation and every sampled crop, so a CPU run is repeatable
+    bit for bit (same torch version and thread count). CUDA runs are repeatable up to cuDNN/atomics
+    nondeterminism and bf16 rounding. A resumed run restores all these streams from its checkpoint
+    and continues exactly where the interrupted one stopped.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -89,95 +97,194 @@ def check_sizes(images: list[Sample], minimum: int, purpose: str) -> None:
                             f"at least {minimum}×{minimum}; use a smaller crop (preset) or larger images.")
 
 
+def loop_settings(section: dict) -> LoopSettings:
+    return LoopSettings(**{k: section[k] for k in ("steps", "lr", "weight_decay", "warmup_steps", "log_every")},
+                        max_nonfinite_skips=section.get("max_nonfinite_skips", 0))
+
+
+def phase_checkpoint(checkpoint_dir: Path | None, phase: str, section: dict, fingerprint: dict,
+                     generator: torch.Generator) -> Checkpoint | None:
+    if checkpoint_dir is None:
+        return None
+    return Checkpoint(Path(checkpoint_dir) / f"{phase}.safetensors", section.get("checkpoint_every", 0),
+                      fingerprint, generator)
+
+
 def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torch.device,
-             generator: torch.Generator) -> tuple[nn.Module, list[dict]]:
+             generator: torch.Generator, checkpoint: Checkpoint | None = None) -> tuple[nn.Module, list[dict]]:
     pretext = build(PRETEXTS, cfg.pretext, encoder_channels=encoder.out_channels).to(device)
     pretext.init_encoder(encoder)
     if not pretext.pretrains:
         return pretext, []
     check_sizes(images, pretext.min_image_size, f"pretext '{cfg.name}'")
     pool = [torch.from_numpy(s.image).permute(2, 0, 1).contiguous().to(device) for s in images]
-    settings = LoopSettings(**{k: cfg.pretrain[k] for k in ("steps", "lr", "weight_decay", "warmup_steps", "log_every")})
     batch_size = cfg.pretrain["batch_size"]
     history = train(nn.ModuleDict({"encoder": encoder, "pretext": pretext}),
                     lambda: pretext(encoder, pretext.sample(pool, batch_size, generator)),
-                    settings, device, f"pretrain {cfg.name}")
+                    loop_settings(cfg.pretrain), device, f"pretrain {cfg.name}", checkpoint=checkpoint)
     return pretext, history
 
 
 def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.device,
-             generator: torch.Generator) -> tuple[list[dict], list[dict]]:
+             generator: torch.Generator, checkpoint: Checkpoint | None = None) -> tuple[list[dict], list[dict]]:
     """Train the segmenter; with ``eval_every`` the best validation AJI's weights are kept."""
     ft, ev = cfg.finetune, cfg.evaluation
     check_sizes(split.train, ft["crop"], "finetuning")
     sampler = FinetuneSampler(split.train, ft["crop"], ft["boundary_width"], device)
     weights = torch.tensor(ft["class_weights"], dtype=torch.float32, device=device)
-    settings = LoopSettings(**{k: ft[k] for k in ("steps", "lr", "weight_decay", "warmup_steps", "log_every")})
-    validations: list[dict] = []
-    best = {"aji": -1.0, "state": None}
+    # lives in the checkpoint's extra state, so a resumed run keeps earlier scores and best weights
+    record = checkpoint.extra if checkpoint is not None else {}
+    record.update(validations=[], best_aji=-1.0, best_state=None)
 
     def validate(step: int) -> None:
         scores = evaluate(model, split.val, device, ev["min_area"], ev["tile"], ev["overlap"], "validate")["dataset"]
-        validations.append({"step": step, **scores})
+        record["validations"].append({"step": step, **scores})
         log.info("validation step %d AJI %.4f", step, scores["aji"])
-        if scores["aji"] > best["aji"]:
-            best.update(aji=scores["aji"], state={k: v.detach().clone() for k, v in model.state_dict().items()})
+        if scores["aji"] > record["best_aji"]:
+            record.update(best_aji=scores["aji"],
+                          best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
         model.train()
 
     def compute_losses():
         return segmentation_loss(model, *sampler(ft["batch_size"], generator), weights)
 
-    history = train(model, compute_losses, settings, device, f"finetune {cfg.name}",
-                    on_checkpoint=validate if ft.get("eval_every") and split.val else None,
-                    checkpoint_every=ft.get("eval_every", 0))
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    return history, validations
+    history = train(model, compute_losses, loop_settings(ft), device, f"finetune {cfg.name}",
+                    on_eval=validate if ft.get("eval_every") and split.val else None,
+                    eval_every=ft.get("eval_every", 0), checkpoint=checkpoint)
+    if record["best_state"] is not None:
+        model.load_state_dict(record["best_state"])
+    return history, record["validations"]
 
 
 def prepare(cfg: Config) -> tuple[torch.device, DataSplit]:
-    """Device and the seeded data split (``cfg.split``, including its label fraction)."""
+    """Device and the seeded data split (``cfg.split``, including its label fraction). Fails before
+    any training if a finetuning image is smaller than the crop."""
     load_builtins()
     split = split_samples(load_samples(cfg.data, cfg.unlabeled), cfg.split)
     log.info("data: %d train, %d val, %d test, %d pretraining images",
              len(split.train), len(split.val), len(split.test), len(split.pretrain))
+    check_inputs(cfg, split)
     return resolve_device(cfg.device), split
 
 
-def pretrain_phase(cfg: Config, split: DataSplit, device: torch.device, weights_path: Path) -> dict:
-    """Pretrain (or just initialise) the encoder and save it; independent of the label fraction."""
+def check_inputs(cfg: Config, split: DataSplit) -> None:
+    """Checks that would otherwise fail only after pretraining: call before any training."""
+    check_sizes(split.train, cfg.finetune["crop"], "finetuning")
+
+
+def pretrain_fingerprint(cfg: Config) -> dict:
+    """What the pretrained encoder depends on (not the label fraction or finetuning settings)."""
+    return normalise({"pretext": cfg.pretext, "backbone": cfg.backbone, "seed": cfg.seed, "data": cfg.data,
+                      "unlabeled": cfg.unlabeled, "pretrain": cfg.pretrain,
+                      "split": {k: cfg.split[k] for k in ("test_ratio", "seed")}})
+
+
+def run_fingerprint(cfg: Config) -> dict:
+    """The whole config except the device: a run may resume on another device."""
+    return normalise({k: v for k, v in cfg.to_dict().items() if k != "device"})
+
+
+def finished_pretraining(weights_path: Path) -> dict | None:
+    """The encoder's sidecar if it says pretraining finished (it is written after the weights)."""
+    sidecar = Path(weights_path).with_suffix(".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        metadata = json.loads(sidecar.read_text())
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{sidecar}: unreadable encoder sidecar ({exc}); delete it and the encoder "
+                        "weights beside it to redo pretraining.") from None
+    return metadata if isinstance(metadata, dict) and metadata.get("finished") else None
+
+
+def pretrain_phase(cfg: Config, split: DataSplit, device: torch.device, weights_path: Path,
+                   checkpoint_dir: Path | None = None) -> dict:
+    """Pretrain (or just initialise) the encoder and save it; independent of the label fraction.
+
+    With ``checkpoint_dir`` (one per job) training state is checkpointed there and resumed from on
+    a re-run, and an encoder whose sidecar says it finished with this config is reused as is.
+    """
+    fingerprint = pretrain_fingerprint(cfg)
+    images = len(split.pretrain)
+    done = finished_pretraining(weights_path) if checkpoint_dir is not None else None
+    if done is not None:
+        refuse_mismatch(done.get("fingerprint", {}), fingerprint, Path(weights_path).with_suffix(".safetensors"),
+                        "re-run with the options it was made with, or delete it to pretrain again")
+        log.info("pretraining already finished: reusing %s", Path(weights_path).with_suffix(".safetensors"))
+        return {"weights": str(Path(weights_path).with_suffix(".safetensors")), "history": done["history"],
+                "seconds": done["seconds"], "images": images}
     generator = seed_everything(cfg.seed)
     started = time.perf_counter()
+    checkpoint = phase_checkpoint(checkpoint_dir, "pretrain", cfg.pretrain, fingerprint, generator)
     encoder = build_encoder(cfg.backbone).to(device)
-    pretext, history = pretrain(cfg, encoder, split.pretrain, device, generator)
+    pretext, history = pretrain(cfg, encoder, split.pretrain, device, generator, checkpoint)
+    seconds = time.perf_counter() - started + (checkpoint.resumed_seconds if checkpoint else 0.0)
     path = save_encoder(encoder.state_dict(), weights_path, {
         "pretext": cfg.name, "pretext_config": cfg.pretext, "backbone": cfg.backbone,
         "steps": cfg.pretrain["steps"] if pretext.pretrains else 0, "seed": cfg.seed,
-        "sslbench_version": sslbench.__version__})
-    return {"weights": str(path), "history": history, "seconds": time.perf_counter() - started,
-            "images": len(split.pretrain)}
+        "sslbench_version": sslbench.__version__, "finished": True, "fingerprint": fingerprint,
+        "history": history, "seconds": seconds})
+    if checkpoint is not None:  # the encoder file supersedes it
+        checkpoint.path.unlink(missing_ok=True)
+    return {"weights": str(path), "history": history, "seconds": seconds, "images": images}
 
 
-def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: torch.device) -> dict:
-    """Finetune ResUNet from ``encoder_state`` with a fresh decoder and score the test images."""
+def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: torch.device,
+                   checkpoint_dir: Path | None = None) -> dict:
+    """Finetune ResUNet from ``encoder_state`` with a fresh decoder and score the test images.
+
+    With ``checkpoint_dir`` (one per job) training state is checkpointed there and resumed from
+    on a re-run; the checkpoint is removed once the test scores exist.
+    """
     generator = seed_everything(cfg.seed)
     started = time.perf_counter()
+    checkpoint = phase_checkpoint(checkpoint_dir, "finetune", cfg.finetune, run_fingerprint(cfg), generator)
     model = build_segmenter(cfg.backbone, cfg.head, encoder_state).to(device)
-    history, validations = finetune(cfg, model, split, device, generator)
-    seconds = time.perf_counter() - started
+    history, validations = finetune(cfg, model, split, device, generator, checkpoint)
+    seconds = time.perf_counter() - started + (checkpoint.resumed_seconds if checkpoint else 0.0)
     ev = cfg.evaluation
     scores = evaluate(model, split.test, device, ev["min_area"], ev["tile"], ev["overlap"], "test")
+    if checkpoint is not None:
+        checkpoint.path.unlink(missing_ok=True)
     return {"test": scores, "validation": validations, "history": history, "seconds": seconds,
             "images": {k: [s.name for s in getattr(split, k)] for k in ("train", "val", "test")}}
 
 
+def check_same_config(cfg: Config, out_dir: Path) -> None:
+    """Refuse to continue an unfinished run in ``out_dir`` with a different config (a folder with
+    nothing to resume takes the new config: a run that failed early may be fixed and re-run)."""
+    saved = out_dir / "config.json"
+    if saved.is_file() and resume_point(out_dir) is not None:
+        try:
+            fingerprint = json.loads(saved.read_text())
+        except (ValueError, OSError) as exc:
+            raise DataError(f"{saved}: unreadable ({exc}); pass another --out or remove the folder.") from None
+        refuse_mismatch(fingerprint, run_fingerprint(cfg), f"the unfinished run in {out_dir}",
+                        "re-run with the same options to resume it, or pass another --out")
+
+
+def resume_point(out_dir: Path) -> str | None:
+    """Where a re-run in ``out_dir`` continues ("pretraining from step 10"); None for a fresh folder."""
+    for phase, label in (("finetune", "finetuning"), ("pretrain", "pretraining")):
+        path = out_dir / "checkpoints" / f"{phase}.safetensors"
+        if path.is_file():
+            return f"{label} from step {checkpoint_step(path)}"
+    if finished_pretraining(out_dir / "encoder") is not None:
+        return "finetuning from step 0 (pretraining finished)"
+    return None
+
+
 def run_job(cfg: Config, out_dir: Path) -> dict:
-    """Pretrain -> finetune -> evaluate; writes the run folder and returns the result record."""
+    """Pretrain -> finetune -> evaluate; writes the run folder and returns the result record.
+    Re-running it on an unfinished folder resumes from the last checkpoints."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_same_config(cfg, out_dir)
     atomic_write(out_dir / "config.py", lambda tmp: tmp.write_text(cfg.pretty_text))
+    atomic_write(out_dir / "config.json", lambda tmp: tmp.write_text(json.dumps(run_fingerprint(cfg), indent=2)))
     device, split = prepare(cfg)
-    pre = pretrain_phase(cfg, split, device, out_dir / "encoder")
-    fin = finetune_phase(cfg, split, load_encoder(pre["weights"]), device)
+    checkpoints = out_dir / "checkpoints"
+    pre = pretrain_phase(cfg, split, device, out_dir / "encoder", checkpoint_dir=checkpoints)
+    fin = finetune_phase(cfg, split, load_encoder(pre["weights"]), device, checkpoint_dir=checkpoints)
     result = {
         "strategy": cfg.name, "preset": cfg.preset, "seed": cfg.seed, "device": str(device),
         "test": fin["test"], "validation": fin["validation"], "images": fin["images"],
@@ -189,4 +296,5 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
                      "python": platform.python_version()},
     }
     atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    shutil.rmtree(checkpoints, ignore_errors=True)  # only leftovers of killed writes remain there
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,6 +34,17 @@ def attach_log_file(path: Path) -> logging.Handler:
     return handler
 
 
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create the run folder and prove it writable before any work starts."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write to the run folder {out_dir} ({exc.strerror}); "
+                          "pass a writable --out.") from None
+
+
 def default_out_dir(pretext: str) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{pretext}"
 
@@ -52,8 +64,11 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override a config value: KEY=VALUE, e.g. "
                                    "finetune.steps=200 or pretext.weights=resnet101.pth."),
 ) -> None:
-    """Pretrain an encoder, finetune ResUNet on it, score AJI on held-out images."""
-    from sslbench.bench.job import run_job
+    """Pretrain an encoder, finetune ResUNet on it, score AJI on held-out images.
+
+    Re-running the same command with the same --out resumes an interrupted run from its last
+    checkpoint; a finished run folder is never overwritten."""
+    from sslbench.bench.job import check_same_config, resume_point, run_job
     from sslbench.bench.leaderboard import run_table
     from sslbench.config import load_component, paper_value, resolve_run_config
 
@@ -65,13 +80,16 @@ def run(
     out_dir = out or default_out_dir(pretext)
     if (out_dir / "metrics.json").exists():
         raise ConfigError(f"{out_dir} already holds a finished run; pass another --out or remove it.")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the run folder {out_dir} ({exc.strerror}); pass a writable --out.") from None
+    prepare_out_dir(out_dir)
+    check_same_config(cfg, out_dir)
+    if point := resume_point(out_dir):
+        console.print(f"Resuming the unfinished run in {out_dir}: {point}.", highlight=False, soft_wrap=True)
     handler = attach_log_file(out_dir / "log.txt")
     try:
         result = run_job(cfg, out_dir)
+    except Exception as exc:  # the log file of a long run must say why it stopped
+        logging.getLogger("sslbench").error("run stopped: %s: %s", type(exc).__name__, exc)
+        raise
     finally:
         logging.getLogger("sslbench").removeHandler(handler)
         handler.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,11 +12,16 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from sslbench.engine.checkpoint import (Checkpoint, load_checkpoint, normalise, refuse_mismatch,
+                                        restore_rng_states, rng_states, save_checkpoint)
+from sslbench.engine.weights import remove_stale_temps
+from sslbench.errors import SslbenchError
+
 log = logging.getLogger("sslbench")
 
 
-class NumericError(RuntimeError):
-    """A loss went NaN/Inf; the message names the step."""
+class NumericError(SslbenchError, RuntimeError):
+    """A loss went NaN/Inf; the message names the step and the last good checkpoint."""
 
 
 @dataclass
@@ -25,6 +31,8 @@ class LoopSettings:
     weight_decay: float = 1e-4
     warmup_steps: int = 0
     log_every: int = 10
+    #: skip up to this many steps whose loss is NaN/Inf (costs one device sync per step) instead of stopping
+    max_nonfinite_skips: int = 0
 
 
 def make_optimizer(params, settings: LoopSettings, device: torch.device) -> torch.optim.Optimizer:
@@ -48,40 +56,94 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def _resume(checkpoint: Checkpoint, module: nn.Module, optimizer, scheduler, description: str) -> dict:
+    remove_stale_temps(checkpoint.path)
+    state = load_checkpoint(checkpoint.path)
+    refuse_mismatch(state["fingerprint"], checkpoint.fingerprint, checkpoint.path,
+                    "re-run with the options it was started with, or delete it to restart this phase")
+    module.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    restore_rng_states(state["rng"], checkpoint.generator)
+    checkpoint.extra.clear()
+    checkpoint.extra.update(state["extra"])
+    checkpoint.resumed_step, checkpoint.resumed_seconds = state["step"], state["seconds"]
+    log.info("%s: resuming from step %d (%s)", description, state["step"], checkpoint.path)
+    return state
+
+
 def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor]], settings: LoopSettings,
-          device: torch.device, description: str,
-          on_checkpoint: Callable[[int], None] | None = None, checkpoint_every: int = 0) -> list[dict]:
+          device: torch.device, description: str, on_eval: Callable[[int], None] | None = None,
+          eval_every: int = 0, checkpoint: Checkpoint | None = None) -> list[dict]:
     """Optimise ``module``'s parameters on ``compute_losses()["loss"]`` for ``settings.steps`` steps.
 
     Losses are read back to the host only every ``log_every`` steps (no per-step device sync);
-    the returned history holds those readings. ``on_checkpoint(step)`` runs every
-    ``checkpoint_every`` steps and after the last one.
+    the returned history holds those readings. ``on_eval(step)`` runs every ``eval_every`` steps
+    and after the last one. With ``checkpoint``, the full training state (module, optimizer,
+    scheduler, step, every RNG stream, history, ``checkpoint.extra``) is saved every
+    ``checkpoint.every`` steps, and an existing checkpoint file is resumed from, which continues
+    the exact same random streams as an uninterrupted run. A NaN/Inf loss raises ``NumericError``
+    before anything non-finite is saved, unless ``settings.max_nonfinite_skips`` allows skipping it.
     """
     optimizer = make_optimizer([p for p in module.parameters() if p.requires_grad], settings, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings))
     history: list[dict] = []
+    start, skipped, saved_at = 1, 0, None
+    if checkpoint is not None and checkpoint.path.exists():
+        state = _resume(checkpoint, module, optimizer, scheduler, description)
+        history, skipped, saved_at = state["history"], state["skipped"], state["step"]
+        start = state["step"] + 1
+    started = time.perf_counter()
+    # first step whose loss was non-finite, kept on the device so that checking it costs no sync
+    first_bad = torch.zeros((), dtype=torch.long, device=device)
+
+    def fail(step: int, value) -> NumericError:
+        last = (f"last good checkpoint: {checkpoint.path} (step {saved_at})" if saved_at is not None
+                else "no checkpoint saved yet")
+        return NumericError(f"{description}: loss became {value} at step {step}; {last}. Lower the learning "
+                            "rate or check the input data, or allow a few bad steps with max_nonfinite_skips.")
+
     module.train()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
     with Progress(*columns, transient=False) as progress:
-        task = progress.add_task(description, total=settings.steps, status="")
-        for step in range(1, settings.steps + 1):
+        task = progress.add_task(description, total=settings.steps, completed=start - 1, status="")
+        for step in range(start, settings.steps + 1):
             optimizer.zero_grad(set_to_none=True)
             with autocast(device):
                 losses = compute_losses()
-            losses["loss"].backward()
-            optimizer.step()
-            scheduler.step()
-            if step % settings.log_every == 0 or step == settings.steps:
+            loss = losses["loss"].detach()
+            skip = settings.max_nonfinite_skips > 0 and not bool(torch.isfinite(loss))
+            if skip:
+                skipped += 1
+                if skipped > settings.max_nonfinite_skips:
+                    raise fail(step, float(loss)) from None
+                log.warning("%s: loss %s at step %d skipped (%d of at most %d)", description, float(loss),
+                            step, skipped, settings.max_nonfinite_skips)
+            else:
+                losses["loss"].backward()
+                optimizer.step()
+                first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
+            scheduler.step()  # a skipped step still advances the schedule: step counts stay aligned
+            save = checkpoint is not None and checkpoint.every > 0 and step % checkpoint.every == 0
+            if save or step % settings.log_every == 0 or step == settings.steps:
+                if bad := int(first_bad):
+                    raise fail(bad, float(loss) if bad == step else "non-finite")
+            if not skip and (step % settings.log_every == 0 or step == settings.steps):
                 reading = {name: float(value.detach()) for name, value in losses.items()}
-                if not all(math.isfinite(v) for v in reading.values()):
-                    raise NumericError(f"{description}: loss became {reading['loss']} at step {step}; "
-                                       "lower the learning rate or check the input data.")
                 history.append({"step": step, "lr": scheduler.get_last_lr()[0], **reading})
                 log.info("%s step %d/%d %s", description, step, settings.steps,
                          " ".join(f"{k}={v:.4f}" for k, v in reading.items()))
                 progress.update(task, status=f"loss {reading['loss']:.4f}")
-            if on_checkpoint and ((checkpoint_every and step % checkpoint_every == 0) or step == settings.steps):
-                on_checkpoint(step)
+            if on_eval and ((eval_every and step % eval_every == 0) or step == settings.steps):
+                on_eval(step)
+            if save:
+                save_checkpoint(checkpoint.path, {
+                    "step": step, "model": module.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": rng_states(checkpoint.generator),
+                    "history": history, "skipped": skipped, "extra": checkpoint.extra,
+                    "seconds": checkpoint.resumed_seconds + time.perf_counter() - started,
+                    "fingerprint": normalise(checkpoint.fingerprint)})
+                saved_at = step
             progress.advance(task)
     return history

@@ -1,7 +1,9 @@
-"""Encoder weights on disk: safetensors (no code execution on load) plus a JSON sidecar."""
+"""Files a run writes: atomic writes, and encoder weights as safetensors (no code execution on load)
+plus a JSON sidecar."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -9,31 +11,77 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from sslbench.errors import DataError
+from sslbench.errors import DataError, SslbenchError
+
+
+class StorageError(SslbenchError):
+    """The output could not be written (read-only folder, disk full); earlier files are intact."""
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder and rename: a kill leaves old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write through a temporary file in the same folder, fsync and rename: a kill or a full disk
+    leaves the old version or the new one, never half of one, and no temporary file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
+    except OSError as exc:
+        raise StorageError(f"cannot write {path} ({exc.strerror}); pass a writable output folder.") from None
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         write(Path(tmp))
+        with open(tmp, "rb") as written:  # a power cut after the rename must not leave an empty file
+            os.fsync(written.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageError(f"{path}: disk full while saving; the previous version (if any) is intact. "
+                               "Free space and re-run the same command to resume.") from None
+        raise StorageError(f"cannot write {path} ({exc.strerror or exc}); the previous version (if any) "
+                           "is intact. Fix the folder's permissions or pass another output folder.") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def remove_stale_temps(path: Path) -> None:
+    """Delete temporary files a killed ``atomic_write`` of ``path`` left behind."""
+    for stale in Path(path).parent.glob(f"{_temp_prefix(Path(path))}*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    # serialise in memory, write from Python: I/O errors arrive as OSError with an errno
+    data = save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, metadata)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
 def save_encoder(state: dict[str, torch.Tensor], path: str | Path, metadata: dict) -> Path:
-    """``path``.safetensors with the smp encoder's exact keys, and ``path``.json beside it."""
+    """``path``.safetensors with the smp encoder's exact keys, then ``path``.json beside it: the
+    sidecar is written last, so a sidecar saying ``finished`` means the weights are complete."""
     path = Path(path).with_suffix(".safetensors")
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    write_safetensors(path, state)
     atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(metadata, indent=2, default=str)))
     return path
+
+
+def unreadable(path: Path, exc: Exception, fix: str) -> DataError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return DataError(f"{path}: not a readable safetensors file ({reason}); it is truncated or tampered, {fix}.")
 
 
 def load_encoder(path: str | Path) -> dict[str, torch.Tensor]:
@@ -43,5 +91,4 @@ def load_encoder(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable safetensors file ({exc}); it is truncated or tampered, "
-                        "re-create it.") from None
+        raise unreadable(path, exc, "re-create it") from None

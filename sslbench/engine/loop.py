@@ -100,8 +100,10 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
     def fail(step: int, value) -> NumericError:
         last = (f"last good checkpoint: {checkpoint.path} (step {saved_at})" if saved_at is not None
                 else "no checkpoint saved yet")
-        return NumericError(f"{description}: loss became {value} at step {step}; {last}. Lower the learning "
-                            "rate or check the input data, or allow a few bad steps with max_nonfinite_skips.")
+        skips = (f" ({skipped - 1} earlier bad steps skipped, the most max_nonfinite_skips allows)"
+                 if settings.max_nonfinite_skips else "")
+        return NumericError(f"{description}: loss became {value} at step {step}{skips}; {last}. Lower the "
+                            "learning rate or check the input data, or allow a few bad steps with max_nonfinite_skips.")
 
     module.train()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -79,7 +79,7 @@ def test_annotation_without_nuclei_is_kept_as_labelled(tmp_path):
 
 def test_layout_errors(tmp_path):
     write_monuseg(tmp_path / "orphan", {"a": IMAGE}, {"a": [], "zz": []})
-    with pytest.raises(DataError, match="zz.xml: annotation has no image"):
+    with pytest.raises(DataError, match="zz.xml: XML annotation has no image"):
         MoNuSeg(tmp_path / "orphan")
     dup = write_monuseg(tmp_path / "dup", {"a": IMAGE}, {})
     save_image(dup / "Tissue Images" / "a.png", IMAGE)

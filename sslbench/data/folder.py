@@ -10,6 +10,7 @@ from sslbench.data.io import (
     IMAGE_SUFFIXES,
     LABEL_SUFFIXES,
     FileDataset,
+    pair_by_stem,
     check_pair,
     find_child,
     list_files,
@@ -47,15 +48,7 @@ class Folder(FileDataset):
         labels = unique_stems(list_files(label_dir, LABEL_SUFFIXES), label_dir)
         if not images:
             raise DataError(f"{image_dir}: no images (.png, .tif, .jpg); put the H&E tiles there.")
-        orphans = sorted(set(labels) - set(images))
-        if orphans:
-            raise DataError(f"{labels[orphans[0]]}: label map has no image named '{orphans[0]}' in "
-                            f"{image_dir} ({len(orphans)} such); name each label map after its image.")
-        missing = sorted(set(images) - set(labels))
-        if missing:
-            warn(f"{label_dir}: {len(missing)} of {len(images)} images have no label map "
-                 f"(e.g. {images[missing[0]].name}); they are used unlabelled, for pretraining only.")
-        return [(name, images[name], labels.get(name)) for name in sorted(images)]
+        return pair_by_stem(images, labels, image_dir, label_dir, "label map")
 
     def load_entry(self, entry: tuple[str, Path, Path | None]) -> Sample:
         name, image_path, label_path = entry

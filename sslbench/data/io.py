@@ -212,6 +212,21 @@ def unique_stems(files: list[Path], root: Path) -> dict[str, Path]:
     return by_name
 
 
+def pair_by_stem(images: dict[str, Path], annotations: dict[str, Path], image_dir: Path, where: Path,
+                 kind: str) -> list[tuple[str, Path, Path | None]]:
+    """(name, image, annotation or None) per image; an annotation without its image is an error,
+    an image without annotation is kept unlabelled (pretraining only) with one warning."""
+    orphans = sorted(set(annotations) - set(images))
+    if orphans:
+        raise DataError(f"{annotations[orphans[0]]}: {kind} has no image named '{orphans[0]}' in {image_dir} "
+                        f"({len(orphans)} such); name each {kind} after its image.")
+    missing = sorted(set(images) - set(annotations))
+    if missing:
+        warn(f"{where}: {len(missing)} of {len(images)} images have no {kind} (e.g. {images[missing[0]].name}); "
+             "they are used unlabelled, for pretraining only.")
+    return [(name, images[name], annotations.get(name)) for name in sorted(images)]
+
+
 def find_child(folder: Path, *names: str) -> Path | None:
     """The sub-folder of ``folder`` whose name matches one of ``names``, case-insensitively."""
     wanted = {n.lower() for n in names}

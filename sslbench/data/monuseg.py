@@ -13,6 +13,7 @@ from sslbench.data.base import Sample
 from sslbench.data.io import (
     IMAGE_SUFFIXES,
     FileDataset,
+    pair_by_stem,
     find_child,
     list_files,
     read_image,
@@ -124,15 +125,7 @@ class MoNuSeg(FileDataset):
         if not images:
             raise DataError(f"{image_dir}: no images found; a MoNuSeg folder holds 'Tissue Images/*.tif' "
                             "and 'Annotations/*.xml' (or both side by side).")
-        orphans = sorted(set(xmls) - set(images))
-        if orphans:
-            raise DataError(f"{xmls[orphans[0]]}: annotation has no image {orphans[0]}.tif in {image_dir} "
-                            f"({len(orphans)} such XML files); name each XML after its image.")
-        missing = sorted(set(images) - set(xmls))
-        if missing:
-            warn(f"{self.root}: {len(missing)} of {len(images)} images have no XML annotation "
-                 f"(e.g. {images[missing[0]].name}); they are used unlabelled, for pretraining only.")
-        return [(name, images[name], xmls.get(name)) for name in sorted(images)]
+        return pair_by_stem(images, xmls, image_dir, self.root, "XML annotation")
 
     def load_entry(self, entry: tuple[str, Path, Path | None]) -> Sample:
         name, image_path, xml_path = entry

@@ -144,7 +144,7 @@ def _summary(values: list[float]) -> Cell:
                 seeds=len(values))
 
 
-def _seed_values(suite, rows: list[dict], strategy: str, metric: str, aggregation: str) -> list[dict[int, float]]:
+def seed_values(suite, rows: list[dict], strategy: str, metric: str, aggregation: str) -> list[dict[int, float]]:
     """Per table column, {seed: value %}. Fold suites end with the average over folds (seeds with every fold)."""
     mine = [r for r in rows if r["strategy"] == strategy]
 
@@ -169,7 +169,7 @@ def _paper(suite, metric: str, strategy: str, column: int) -> float | None:
 
 def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dict[str, list[Cell]]:
     """strategy -> one cell per suite column, with deltas vs scratch and the best mean marked."""
-    cells = {s: [_summary(list(v.values())) for v in _seed_values(suite, rows, s, metric, aggregation)]
+    cells = {s: [_summary(list(v.values())) for v in seed_values(suite, rows, s, metric, aggregation)]
              for s in suite.strategies}
     for strategy, row in cells.items():
         for i, cell in enumerate(row):

@@ -19,6 +19,7 @@ import hashlib
 import inspect
 import json
 import platform
+import shutil
 import subprocess
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import sslbench
 from sslbench.bench.job import (
     DataSplit,
+    check_inputs,
     finetune_phase,
     load_samples,
     pretrain_phase,
@@ -250,57 +252,68 @@ def reusable_encoder(path: Path, pretrain_key: str) -> bool:
 
 
 def pretrained_encoder(cfg: Config, split: DataSplit, device, path: Path, pretrain_key: str,
-                       force: bool) -> tuple[dict, float | None]:
-    """Reuse the encoder whose sidecar carries ``pretrain_key``; else pretrain and stamp the sidecar.
-    The old sidecar goes first, so weights replaced by a killed run never pass as reusable."""
-    if not force and reusable_encoder(path, pretrain_key):
+                       checkpoints: Path) -> tuple[dict, float | None]:
+    """Reuse the encoder whose sidecar carries ``pretrain_key``; else pretrain (resuming a killed
+    pretraining from its checkpoint) and stamp the sidecar. The old sidecar goes first, so weights
+    replaced by a killed run never pass as reusable."""
+    if reusable_encoder(path, pretrain_key):
         return load_encoder(path), None
-    path.with_suffix(".json").unlink(missing_ok=True)
-    result = pretrain_phase(cfg, split, device, path)
     sidecar = path.with_suffix(".json")
+    sidecar.unlink(missing_ok=True)
+    result = pretrain_phase(cfg, split, device, path, checkpoint_dir=checkpoints / f"pretrain-{pretrain_key}")
     metadata = dict(json.loads(sidecar.read_text()), config_hash=pretrain_key)
     atomic_write(sidecar, lambda tmp: tmp.write_text(json.dumps(metadata, indent=2, default=str)))
     return load_encoder(path), result["seconds"]
 
 
 def run_suite(opts: BenchOptions, console: Console | None = None) -> dict:
-    """Run every job of the suite not yet in the store; returns counts of done / skipped jobs."""
+    """Run every job of the suite not yet in the store; returns counts of jobs run and skipped.
+
+    A killed job leaves no row; its training resumes from ``out/checkpoints`` on the next run."""
     if opts.suite.folds and opts.test_data:
         raise ConfigError(f"suite {opts.suite.name} cross-validates (its folds are the test sets); drop --test-data.")
     check_strategies(opts)
     store = Store(opts.out)
-    done = set() if opts.force else store.done_keys()
+    checkpoints = opts.out / "checkpoints"
+    if opts.force:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        for encoder in (opts.out / "encoders").glob("*.json"):
+            encoder.unlink()
+    done = store.done_keys()
     plan = []
     for job in opts.suite.jobs(range(opts.seeds)):
         cfg = job_config(opts, job)
-        plan.append((job, cfg, *job_keys(cfg, opts, job)))
-    pending = [p for p in plan if p[2] not in done]
-    if not pending:
-        return {"ran": 0, "skipped": len(plan)}
-    first_cfg = pending[0][1]
-    samples = load_samples(first_cfg.data, first_cfg.unlabeled)
+        key, pretrain_key = job_keys(cfg, opts, job)
+        if opts.force or key not in done:
+            plan.append((job, cfg, key, pretrain_key))
+    skipped = len(opts.suite.jobs(range(opts.seeds))) - len(plan)
+    if not plan:
+        return {"ran": 0, "skipped": skipped}
+    samples = load_samples(plan[0][1].data, plan[0][1].unlabeled)
     test_samples = None
     if opts.test_data:
         from sslbench.data.detect import dataset_from_path
         test_samples = [s for s in dataset_from_path(opts.test_data).load() if s.labelled]
         if not test_samples:
             raise DataError(f"--test-data {opts.test_data}: no labelled images found; it must hold annotations.")
+    splits = [data_split(samples, test_samples, cfg.split, job.fold, opts.suite.folds) for job, cfg, *_ in plan]
+    for (_, cfg, *_), split in zip(plan, splits):
+        check_inputs(cfg, split)  # fail now, not after hours of pretraining
     device = resolve_device(opts.device)
     context, commit, libs = opts.context(), git_commit(), versions()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     encoders: dict[str, tuple[dict, float | None]] = {}
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task(f"{opts.suite.name} ({len(plan) - len(pending)} already done)", total=len(pending))
-        for job, cfg, key, pretrain_key in pending:
+        task = progress.add_task(f"{opts.suite.name} ({skipped} already done)", total=len(plan))
+        for (job, cfg, key, pretrain_key), split in zip(plan, splits):
             progress.update(task, description=f"{opts.suite.name}: {job.label}")
-            split = data_split(samples, test_samples, cfg.split, job.fold, opts.suite.folds)
             path = encoder_path(opts.out, job)
             if pretrain_key not in encoders:  # one pretraining per (strategy, seed, fold)
-                encoders = {pretrain_key: pretrained_encoder(cfg, split, device, path, pretrain_key, opts.force)}
+                encoders = {pretrain_key: pretrained_encoder(cfg, split, device, path, pretrain_key, checkpoints)}
             state, pretrain_seconds = encoders[pretrain_key]
             with capture_segmenter() as seen:
-                result = finetune_phase(cfg, split, state, device)
+                result = finetune_phase(cfg, split, state, device, checkpoint_dir=checkpoints / key)
             prediction = save_prediction(opts.out, key, seen["model"], split.test[0], cfg, device)
             scores = result["test"]
             store.add({
@@ -312,7 +325,9 @@ def run_suite(opts: BenchOptions, console: Console | None = None) -> dict:
                 "device": str(device), "versions": libs, "git_commit": commit,
                 "encoder": str(path.relative_to(opts.out)), "prediction": prediction,
             })
+            shutil.rmtree(checkpoints / key, ignore_errors=True)
             encoders[pretrain_key] = (state, None)  # later jobs reuse it: their pretraining cost is nil
             progress.advance(task)
         progress.update(task, description=f"{opts.suite.name}: finished")
-    return {"ran": len(pending), "skipped": len(plan) - len(pending)}
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return {"ran": len(plan), "skipped": skipped}

@@ -1,0 +1,81 @@
+"""``sslbench bench`` end to end at a tiny size: SIGKILL and resume, skip, --test-data, leaderboard, figures."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from data_helpers import write_folder_set
+from sslbench.bench.store import Store
+from sslbench.cli import app
+from sslbench.data.synthetic import Synthetic
+
+TINY = ["--backbone", "resnet18", "--set", "data.num_images=6", "--set", "data.size=160",
+        "--set", "pretrain.steps=2", "--set", "finetune.steps=2"]
+
+
+def rows_in(out):
+    return Store(out).rows() if (out / "results.sqlite").is_file() else []
+
+
+@pytest.mark.slow
+def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figures(tmp_path):
+    test_set = Synthetic(num_images=2, size=160, seed=9).load()
+    test_data = write_folder_set(tmp_path / "test", test_set)
+    out = tmp_path / "bench"
+    args = ["bench", "--suite", "table3", "--skip", "instance_aware_st", "--skip", "instance_aware_cr",
+            "--out", str(out), "--test-data", str(test_data), *TINY]
+    process = subprocess.Popen([sys.executable, "-c", "from sslbench.cli import main; main()", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while not rows_in(out) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process.poll() is None, process.stderr.read().decode()  # killed in the middle of the second job
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert [r["strategy"] for r in rows_in(out)] == ["scratch"]
+
+    resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "1 jobs run, 1 already done (skipped)" in resumed.output
+    rows = Store(out).rows()
+    assert [r["strategy"] for r in rows] == ["scratch", "instance_aware"]
+    for row in rows:
+        assert row["test_names"] == [s.name for s in test_set] and row["test_images"] == 2
+        assert row["context"]["test_data"] == str(test_data.resolve()) and row["device"] == "cpu"
+        assert 0 <= row["aji"] <= 1 and row["scores"]["per_image_mean"]["aji"] == pytest.approx(
+            sum(p["aji"] for p in row["scores"]["per_image"]) / 2)
+        assert row["finetune_seconds"] > 0 and row["versions"]["torch"] and len(row["key"]) == 16
+        assert (out / row["encoder"]).is_file() and (out / row["prediction"]).is_file()
+    assert not (out / "checkpoints").exists()
+
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "0 jobs run, 2 already done (skipped)" in again.output
+    assert len(Store(out).rows()) == 2
+
+    board = CliRunner().invoke(app, ["leaderboard", "--suite", "table3", "--out", str(out), "--format", "md"])
+    assert board.exit_code == 0, board.output
+    assert "| 65.29" in board.output and "| 70.63 (+5.34)" in board.output
+    assert "2 labelled images of" in board.output and "Aggregation: dataset" in board.output
+    assert (out / "leaderboard-table3.md").read_text().count("\n| ") == 4 + 1  # header + 4 strategies
+
+    figures = CliRunner().invoke(app, ["figures", "--out", str(out)])
+    assert figures.exit_code == 0, figures.output
+    assert "aji_vs_fraction: skipped — fewer than two label fractions" in figures.output
+    for name in ("overlay", "density"):
+        png = out / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_imagenet_in_the_grid_without_weights_is_a_one_line_error_before_any_work(tmp_path):
+    result = subprocess.run([sys.executable, "-c", "from sslbench.cli import main; main()", "bench",
+                             "--suite", "table1", "--out", str(tmp_path), *TINY],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: suite table1 includes imagenet, which needs --set pretext.weights=PATH (a local ResNet file); "
+        "or pass --skip imagenet."]
+    assert not (tmp_path / "results.sqlite").exists() or not Store(tmp_path).rows()

@@ -1,0 +1,113 @@
+"""Results store and leaderboard on hand-made job rows (no training): transactions, selection, layout."""
+
+import csv
+import io
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sslbench.bench.leaderboard import suite_leaderboard, to_csv, to_markdown, write_board
+from sslbench.bench.store import Store
+from sslbench.bench.suites import load_suite
+from sslbench.errors import DataError
+
+CONTEXT = {"preset": "smoke", "backbone": "resnet18", "data": None, "test_data": None, "unlabeled": None,
+           "overrides": [], "folds": 0}
+
+
+def record(strategy, aji, seed=0, fraction=1.0, fold=None, context=CONTEXT, dice=0.5, key=None):
+    dataset = {"aji": aji, "aji_plus": aji, "pq": aji, "dq": aji, "sq": aji, "dice": dice, "f1": aji}
+    per_image = {k: v / 2 for k, v in dataset.items()}
+    return {"key": key or f"{strategy}-{seed}-{fraction}-{fold}-{context['preset']}", "suite": "t",
+            "strategy": strategy, "fraction": fraction, "fold": fold, "seed": seed, "preset": context["preset"],
+            "context": context, "config": {"seed": seed}, **{m: dataset[m] for m in ("aji", "aji_plus", "pq", "dice", "f1")},
+            "scores": {"dataset": dataset, "per_image_mean": per_image, "per_image": []}, "test_images": 4,
+            "test_names": ["a"], "pretrain_seconds": 1.0, "finetune_seconds": 2.0, "device": "cpu",
+            "versions": {"torch": "x"}, "git_commit": None, "encoder": "encoders/e.safetensors", "prediction": None}
+
+
+def test_rows_round_trip_and_force_replaces(tmp_path):
+    store = Store(tmp_path)
+    store.add(record("scratch", 0.5))
+    store.add(record("scratch", 0.6))  # same key: --force replaces, never duplicates
+    rows = store.rows()
+    assert len(rows) == 1 and rows[0]["aji"] == 0.6 and rows[0]["scores"]["dataset"]["aji"] == 0.6
+    assert rows[0]["context"] == CONTEXT and rows[0]["fold"] is None and rows[0]["finished_at"]
+    assert store.done_keys() == {rows[0]["key"]}
+
+
+def test_a_failed_write_leaves_no_row_and_a_missing_store_is_a_one_line_error(tmp_path):
+    store = Store(tmp_path)
+    broken = record("scratch", 0.5)
+    del broken["finetune_seconds"]  # NOT NULL: the insert fails inside its transaction
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add(broken)
+    assert store.rows() == []
+    with pytest.raises(DataError, match="no results.sqlite here; run `sslbench bench"):
+        Store(tmp_path / "elsewhere", create=False)
+
+
+def test_sigkill_while_writing_never_leaves_a_half_written_row(tmp_path):
+    writer = ("import json, sys\nfrom pathlib import Path\nfrom sslbench.bench.store import Store\n"
+              "store, row, i = Store(Path(sys.argv[1])), json.loads(sys.argv[2]), 0\n"
+              "while True:\n    store.add(dict(row, key=str(i), seed=i)); i += 1\n")
+    process = subprocess.Popen([sys.executable, "-c", writer, str(tmp_path), json.dumps(record("scratch", 0.5))])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not (tmp_path / "results.sqlite").exists() or not Store(tmp_path).rows()):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = Store(tmp_path).rows()
+    assert rows and all(r["finetune_seconds"] == 2.0 and r["scores"]["dataset"]["aji"] == 0.5 for r in rows)
+    assert sorted(r["seed"] for r in rows) == list(range(len(rows)))
+
+
+def test_leaderboard_shows_mean_std_deltas_best_and_paper_in_the_paper_layout(tmp_path):
+    store = Store(tmp_path)
+    old = dict(CONTEXT, preset="old")
+    store.add(record("instance_aware", 0.99, context=old))  # an earlier bench setup: not shown
+    for seed, (scratch, ssl) in enumerate([(0.40, 0.50), (0.44, 0.56)]):
+        store.add(record("scratch", scratch, seed=seed))
+        store.add(record("instance_aware", ssl, seed=seed))
+    board = suite_leaderboard(tmp_path, load_suite("table2"))
+    cells = {row.label: row.cells for row in board.rows}
+    scratch, ssl = cells["Train-from-scratch"][0], cells["SSL (Ours): L_ST + L_CR"][0]
+    assert scratch.ours == pytest.approx(42.0) and scratch.std == pytest.approx(2.828427, abs=1e-5)
+    assert ssl.ours == pytest.approx(53.0) and ssl.delta == pytest.approx(11.0) and ssl.best and not scratch.best
+    assert ssl.paper == 70.63 and ssl.paper_delta == pytest.approx(5.34) and ssl.seeds == 2
+    assert cells["CIA-Net (MoNuSeg 2018 leaderboard)"][0].paper == 69.07
+    assert cells["ImageNet Pre-trained"][0].ours is None  # not run: the row stays, with the paper value
+    assert "preset smoke" in board.caption and "seeds 0, 1" in board.caption and "4 images held out" in board.caption
+    markdown = to_markdown(board)
+    table = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert {line.replace("\\|", "").count("|") for line in table} == {len(board.columns) + 2}
+    assert "**53.00 ± 4.24** (+11.00) \\| 70.63 (+5.34)" in markdown
+    rows = list(csv.DictReader(io.StringIO(to_csv(board))))
+    assert {r["row"] for r in rows} >= {"Train-from-scratch", "CIA-Net (MoNuSeg 2018 leaderboard)"}
+    per_image = suite_leaderboard(tmp_path, load_suite("table2"), "per_image_mean")
+    assert per_image.rows[0].cells[0].ours == pytest.approx(21.0) and "per_image_mean" in per_image.caption
+    md, csv_path = write_board(board, tmp_path, "table2")
+    assert md.read_text() == markdown and csv_path.name == "leaderboard-table2.csv"
+
+
+def test_fold_leaderboard_averages_folds_per_seed_and_stacks_metrics(tmp_path):
+    store = Store(tmp_path)
+    context = dict(CONTEXT, folds=2)
+    for fold, aji in enumerate([0.6, 0.8]):
+        store.add(record("scratch", aji, fold=fold, context=context, dice=0.9))
+    store.add(record("instance_aware", 0.7, fold=0, context=context))  # fold 2 missing: no average
+    board = suite_leaderboard(tmp_path, load_suite("table4"))
+    assert [h for h, _ in board.columns] == ["Fold 1 ours | paper", "Fold 2 ours | paper", "Average ours | paper"]
+    assert [row.label for row in board.rows if row.heading] == ["Dice %", "AJI %"]
+    aji_scratch = board.rows[4].cells
+    assert [c.ours for c in aji_scratch] == pytest.approx([60.0, 80.0, 70.0])
+    assert [c.paper for c in aji_scratch] == [None, None, 73.33]  # 2 folds: only the average compares
+    assert board.rows[5].cells[2].ours is None and "2-fold cross-validation" in board.caption

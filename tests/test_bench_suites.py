@@ -1,0 +1,111 @@
+"""Suites: the paper's numbers, grid expansion, job keys, splits for folds and a separate test set."""
+
+import pytest
+
+from sslbench.bench.suites import (
+    BenchOptions,
+    Job,
+    check_strategies,
+    data_split,
+    job_config,
+    job_keys,
+    load_suite,
+    strategy_overrides,
+)
+from sslbench.data.synthetic import Synthetic
+from sslbench.errors import ConfigError, DataError
+from sslbench.registry import load_builtins
+
+SPLIT = dict(test_ratio=0.25, val_ratio=0.2, seed=0, label_fraction=1.0)
+
+
+def test_paper_values_are_stored_exactly_as_printed():
+    table1 = load_suite("table1")
+    assert table1.columns == ["100 %", "70 %", "50 %", "30 %", "10 %"]
+    assert table1.paper["aji"] == {"scratch": [65.29, 60.33, 51.45, 44.32, 43.58],
+                                   "imagenet": [65.83, 62.60, 53.54, 48.57, 48.31],
+                                   "instance_aware": [70.63, 68.87, 62.34, 60.31, 55.01]}
+    table2 = load_suite("table2")
+    assert table2.paper["aji"]["colorme"] == [67.94] and table2.paper["aji"]["jigsaw"] == [66.68]
+    assert table2.references == {"Navid Alemi": 67.79, "Yunzhi": 67.88, "Pku.hzq": 68.52, "BUPT.J.LI": 68.68,
+                                 "CIA-Net": 69.07}
+    assert load_suite("table3").paper["aji"]["instance_aware_cr"] == [70.09]
+    table4 = load_suite("table4")
+    assert table4.folds == 5 and table4.columns[-1] == "Average"
+    assert table4.paper["dice"]["instance_aware"] == [86.54, 85.18, 85.84, 86.08, 88.14, 86.36]
+    assert table4.paper["aji"]["scratch"] == [74.43, 72.79, 72.80, 71.03, 75.60, 73.33]
+
+
+def test_grid_expands_strategies_fractions_folds_and_seeds():
+    jobs = load_suite("table1").jobs(range(2))
+    assert len(jobs) == 3 * 5 * 2 and len(set(jobs)) == len(jobs)
+    # one (strategy, seed) group is contiguous, so its pretraining serves all its fractions in a row
+    assert [j.fraction for j in jobs[:5]] == [1.0, 0.7, 0.5, 0.3, 0.1] and {j.strategy for j in jobs[:5]} == {"scratch"}
+    folds = load_suite("table4", folds=3).jobs([0])
+    assert sorted({j.fold for j in folds}) == [0, 1, 2] and len(folds) == 2 * 3
+    assert {j.strategy for j in load_suite("table2", skip=["imagenet"]).jobs([0])} == {
+        "scratch", "jigsaw", "rotnet", "colorme", "instance_aware"}
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: load_suite("table3", skip=["imagenet"]), "--skip imagenet: not in suite table3"),
+    (lambda: load_suite("table1", folds=3), "--folds applies to cross-validation suites"),
+    (lambda: load_suite("table4", folds=1), "--folds must be >= 2"),
+    (lambda: load_suite("table9"), "unknown suite 'table9'"),
+])
+def test_bad_suite_options_are_one_line_config_errors(call, message):
+    with pytest.raises(ConfigError if "unknown" not in message else KeyError, match=message):
+        call()
+
+
+def test_imagenet_without_weights_fails_up_front_and_pretext_overrides_reach_only_takers(tmp_path):
+    load_builtins()
+    with pytest.raises(ConfigError, match=r"needs --set pretext.weights=PATH .*--skip imagenet"):
+        check_strategies(BenchOptions(load_suite("table1"), tmp_path))
+    overrides = ["pretext.weights=/x/r101.pth", "finetune.steps=3"]
+    assert strategy_overrides("imagenet", overrides) == overrides
+    assert strategy_overrides("instance_aware", overrides) == ["finetune.steps=3"]
+    check_strategies(BenchOptions(load_suite("table1", skip=["imagenet"]), tmp_path, overrides=overrides))
+
+
+def test_job_keys_share_pretraining_across_fractions_but_not_folds_or_seeds(tmp_path):
+    load_builtins()
+    opts = BenchOptions(load_suite("table4", folds=2), tmp_path, backbone="resnet18")
+    keys = {}
+    for job in [Job("scratch", 1.0, 0, 0), Job("scratch", 0.5, 0, 0), Job("scratch", 1.0, 1, 0),
+                Job("scratch", 1.0, 0, 1)]:
+        keys[job] = job_keys(job_config(opts, job), opts, job)
+    (full, pre), (half, pre_half), (fold1, pre_fold1), (seed1, pre_seed1) = keys.values()
+    assert len({full, half, fold1, seed1}) == 4
+    assert pre == pre_half and len({pre, pre_fold1, pre_seed1}) == 3
+    cuda = BenchOptions(opts.suite, tmp_path, backbone="resnet18", device="cuda")
+    job = Job("scratch", 1.0, 0, 0)
+    assert job_keys(job_config(cuda, job), cuda, job) == keys[job]  # where it runs is not what it is
+    steps = BenchOptions(opts.suite, tmp_path, backbone="resnet18", overrides=["finetune.steps=7"])
+    assert job_keys(job_config(steps, job), steps, job)[1] == pre  # finetune-only change: same encoder
+    assert job_keys(job_config(steps, job), steps, job)[0] != full
+
+
+def test_folds_test_every_labelled_image_once_and_pretraining_never_sees_the_fold():
+    samples = Synthetic(num_images=10, size=32, seed=1).load()
+    splits = [data_split(samples, None, SPLIT, fold, 5) for fold in range(5)]
+    tested = [s.name for split in splits for s in split.test]
+    assert sorted(tested) == sorted(s.name for s in samples)
+    for split in splits:
+        test = {s.name for s in split.test}
+        assert len(test) == 2
+        assert not test & {s.name for s in split.pretrain + split.train + split.val}
+        assert len(split.pretrain) == 8 and len(split.train) + len(split.val) == 8
+    with pytest.raises(DataError, match="k-fold needs"):
+        data_split(samples[:3], None, SPLIT, 0, 5)
+
+
+def test_separate_test_data_leaves_all_of_data_for_train_val_and_pretraining():
+    samples = Synthetic(num_images=6, size=32, seed=1).load()
+    test = Synthetic(num_images=3, size=32, seed=2).load()  # the same names as some of ``samples``
+    split = data_split(samples, test, dict(SPLIT, label_fraction=0.5), None, 0)
+    assert split.test == test
+    assert len(split.pretrain) == 6  # name clashes with the test set do not drop training images
+    assert len(split.val) == 1 and len(split.train) == 3  # ceil(0.5 * 5)
+    default = data_split(samples, None, SPLIT, None, 0)
+    assert len(default.test) == 2 and len(default.pretrain) == 4  # job.split_samples, as sslbench run

@@ -18,6 +18,7 @@ from torch import nn
 
 import sslbench
 from sslbench.data.base import Sample
+from sslbench.data.detect import dataset_from_path
 from sslbench.data.splits import label_fraction, train_val_split
 from sslbench.engine.checkpoint import Checkpoint, checkpoint_step, normalise, refuse_mismatch
 from sslbench.engine.finetune import FinetuneSampler, segmentation_loss
@@ -64,12 +65,10 @@ def seed_everything(seed: int) -> torch.Generator:
 def load_samples(data_cfg: dict, unlabeled: str | None) -> list[Sample]:
     load_builtins()
     if data_cfg["type"] == "path":
-        from sslbench.data.detect import dataset_from_path
         samples = dataset_from_path(data_cfg["path"]).load()
     else:
         samples = build(DATASETS, data_cfg).load()
     if unlabeled:
-        from sslbench.data.detect import dataset_from_path
         samples += [Sample(s.name, s.image, None, s.source) for s in dataset_from_path(unlabeled, "unlabeled").load()]
     return samples
 

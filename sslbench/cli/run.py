@@ -69,8 +69,8 @@ def run(
     Re-running the same command with the same --out resumes an interrupted run from its last
     checkpoint; a finished run folder is never overwritten."""
     from sslbench.bench.job import check_same_config, resume_point, run_job
-    from sslbench.bench.leaderboard import run_table
-    from sslbench.config import load_component, paper_value, resolve_run_config
+    from sslbench.bench.leaderboard import run_table, strategy_label
+    from sslbench.config import paper_value, resolve_run_config
 
     load_builtins()
     load_plugins_for_cli(plugin)
@@ -93,17 +93,10 @@ def run(
     finally:
         logging.getLogger("sslbench").removeHandler(handler)
         handler.close()
-    label = load_component("pretext", pretext).get("label", pretext) if pretext in _config_names() else pretext
     data_name = "synthetic H&E (built-in)" if data is None else str(data)
     caption = (f"Data: {data_name}; preset {preset}; seed {seed}; device {result['device']}. "
                f"AJI aggregated over {len(result['images']['test'])} held-out test images (sum C / sum U). "
                "Paper: MoNuSeg 2018 test set, Tables 2–3.")
-    console.print(run_table([{"label": label, "paper_aji": paper_value(pretext), **result}],
+    console.print(run_table([{"label": strategy_label(pretext), "paper_aji": paper_value(pretext), **result}],
                             title=f"sslbench run — {pretext}", caption=caption))
     console.print(f"Run folder: {out_dir}")
-
-
-def _config_names() -> list[str]:
-    from sslbench.config import available
-
-    return available("pretext")

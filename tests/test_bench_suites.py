@@ -65,7 +65,13 @@ def test_imagenet_without_weights_fails_up_front_and_pretext_overrides_reach_onl
     overrides = ["pretext.weights=/x/r101.pth", "finetune.steps=3"]
     assert strategy_overrides("imagenet", overrides) == overrides
     assert strategy_overrides("instance_aware", overrides) == ["finetune.steps=3"]
-    check_strategies(BenchOptions(load_suite("table1", skip=["imagenet"]), tmp_path, overrides=overrides))
+    with pytest.raises(ConfigError, match="pretext.weights: /x/r101.pth is not a file"):
+        check_strategies(BenchOptions(load_suite("table1"), tmp_path, overrides=overrides))
+    (tmp_path / "r101.pth").write_bytes(b"")
+    check_strategies(BenchOptions(load_suite("table1"), tmp_path, overrides=[f"pretext.weights={tmp_path}/r101.pth"]))
+    with pytest.raises(ConfigError, match="--set pretext.margin_st=2: no strategy of suite table2 takes"):
+        check_strategies(BenchOptions(load_suite("table2", skip=["imagenet", "instance_aware"]), tmp_path,
+                                      overrides=["pretext.margin_st=2"]))
 
 
 def test_job_keys_share_pretraining_across_fractions_but_not_folds_or_seeds(tmp_path):

@@ -159,11 +159,17 @@ def job_keys(cfg: Config, opts: BenchOptions, job: Job) -> tuple[str, str]:
 
 def check_strategies(opts: BenchOptions) -> None:
     """Fail before any work for a strategy that cannot run (so no row silently goes missing)."""
+    for override in opts.overrides:
+        if not any(override in strategy_overrides(s, [override]) for s in opts.suite.strategies):
+            raise ConfigError(f"--set {override}: no strategy of suite {opts.suite.name} takes this pretext option.")
     for strategy in opts.suite.strategies:
         cfg = job_config(opts, Job(strategy, 1.0, None, 0))
         if "weights" in cfg.pretext and not cfg.pretext["weights"]:
             raise ConfigError(f"suite {opts.suite.name} includes {strategy}, which needs "
                               f"--set pretext.weights=PATH (a local ResNet file); or pass --skip {strategy}.")
+        if cfg.pretext.get("weights") and not Path(cfg.pretext["weights"]).is_file():
+            raise ConfigError(f"pretext.weights: {cfg.pretext['weights']} is not a file; pass an existing "
+                              f"ResNet weights file or --skip {strategy}.")
 
 
 def data_split(samples, test_samples, split_cfg: dict, fold: int | None, folds: int) -> DataSplit:

@@ -43,3 +43,13 @@ def test_soft_probabilities_follow_the_argmax_rule():
 def test_wrong_shape_is_refused():
     with pytest.raises(ValueError, match=r"\(3, H, W\)"):
         probabilities_to_instances(np.zeros((2, 8, 8)))
+
+
+def test_foreground_without_body_is_kept_as_its_own_instance():
+    classes = np.zeros((32, 32), np.uint8)
+    classes[2:12, 2:12] = 2  # all boundary, no body seed
+    classes[15:25, 15:25] = 2
+    classes[17:23, 17:23] = 1
+    instances = probabilities_to_instances(_one_hot(classes), min_area=10)
+    assert instances.max() == 2
+    assert (instances > 0).sum() == 200

@@ -6,7 +6,7 @@ split = dict(test_ratio=0.25, val_ratio=0.2, seed=0, label_fraction=1.0)
 pretext_overrides = dict(crop=128, neg_scales=(96, 64, 32, 16))
 pretrain = dict(steps=30, batch_size=2, lr=1e-3, weight_decay=1e-4, warmup_steps=3, log_every=5,
                 checkpoint_every=10)
-finetune = dict(steps=100, batch_size=4, crop=128, lr=2e-3, weight_decay=1e-4, warmup_steps=5,
-                log_every=10, boundary_width=2, class_weights=(1.0, 1.0, 3.0), eval_every=0,
+finetune = dict(steps=150, batch_size=4, crop=96, lr=2e-3, weight_decay=1e-4, warmup_steps=5,
+                log_every=10, boundary_width=1, class_weights=(1.0, 1.0, 2.0), eval_every=0,
                 checkpoint_every=20)
 evaluation = dict(min_area=10, tile=512, overlap=64)

@@ -16,6 +16,7 @@ from skimage.segmentation import find_boundaries
 from sslbench.bench.leaderboard import seed_values, select_rows, strategy_label
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
+from sslbench.data.base import image_tensor
 from sslbench.engine.weights import load_encoder
 from sslbench.errors import DataError
 from sslbench.models import build_encoder
@@ -96,7 +97,7 @@ def density_maps(encoder, positive: np.ndarray, scales: list[int]) -> tuple[list
     """The positive crop and one negative per scale (its centre sub-crop resized to the crop size, as the
     pretext samples them) with the channel-mean of the encoder's last-but-one feature map, upsampled."""
     size = positive.shape[0]
-    x = torch.from_numpy(positive).permute(2, 0, 1)[None].float()
+    x = image_tensor(positive)[None].float()
     crops = [x]
     for scale in scales:
         top = (size - scale) // 2

@@ -17,7 +17,7 @@ from mmengine.config import Config
 from torch import nn
 
 import sslbench
-from sslbench.data.base import Sample
+from sslbench.data.base import Sample, image_tensor
 from sslbench.data.detect import dataset_from_path
 from sslbench.data.splits import label_fraction, train_val_split
 from sslbench.engine.checkpoint import Checkpoint, checkpoint_step, normalise, refuse_mismatch
@@ -116,7 +116,7 @@ def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torc
     if not pretext.pretrains:
         return pretext, []
     check_sizes(images, pretext.min_image_size, f"pretext '{cfg.name}'")
-    pool = [torch.from_numpy(s.image).permute(2, 0, 1).contiguous().to(device) for s in images]
+    pool = [image_tensor(s.image, device) for s in images]
     batch_size = cfg.pretrain["batch_size"]
     history = train(nn.ModuleDict({"encoder": encoder, "pretext": pretext}),
                     lambda: pretext(encoder, pretext.sample(pool, batch_size, generator)),
@@ -245,7 +245,7 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
     scores = evaluate(model, split.test, device, ev["min_area"], ev["tile"], ev["overlap"], "test")
     if checkpoint is not None:
         checkpoint.path.unlink(missing_ok=True)
-    return {"test": scores, "validation": validations, "history": history, "seconds": seconds,
+    return {"model": model, "test": scores, "validation": validations, "history": history, "seconds": seconds,
             "images": {k: [s.name for s in getattr(split, k)] for k in ("train", "val", "test")}}
 
 

@@ -22,7 +22,6 @@ import platform
 import shutil
 import subprocess
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,23 +206,6 @@ def versions() -> dict:
             "segmentation_models_pytorch": smp.__version__, "python": platform.python_version()}
 
 
-@contextmanager
-def capture_segmenter():
-    """``finetune_phase`` keeps its model to itself; catch it on its forward passes so one test
-    prediction can be saved for the overlay figure."""
-    seen: dict = {}
-
-    def hook(module, args, output):
-        if isinstance(module, smp.base.SegmentationModel):
-            seen["model"] = module
-
-    handle = torch.nn.modules.module.register_module_forward_hook(hook)
-    try:
-        yield seen
-    finally:
-        handle.remove()
-
-
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
@@ -318,9 +300,8 @@ def run_suite(opts: BenchOptions, console: Console | None = None) -> dict:
             if pretrain_key not in encoders:  # one pretraining per (strategy, seed, fold)
                 encoders = {pretrain_key: pretrained_encoder(cfg, split, device, path, pretrain_key, checkpoints)}
             state, pretrain_seconds = encoders[pretrain_key]
-            with capture_segmenter() as seen:
-                result = finetune_phase(cfg, split, state, device, checkpoint_dir=checkpoints / key)
-            prediction = save_prediction(opts.out, key, seen["model"], split.test[0], cfg, device)
+            result = finetune_phase(cfg, split, state, device, checkpoint_dir=checkpoints / key)
+            prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device)
             scores = result["test"]
             store.add({
                 "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -17,3 +18,9 @@ class Sample:
     @property
     def labelled(self) -> bool:
         return self.labels is not None
+
+
+def image_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W, 3) uint8 array -> contiguous (3, H, W) uint8 tensor on ``device``; read-only arrays
+    (memory-mapped or decoded files) are copied, since torch cannot share them."""
+    return torch.from_numpy(np.require(image, requirements=["W"])).permute(2, 0, 1).contiguous().to(device)

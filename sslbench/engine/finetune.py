@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslbench.data.base import Sample
+from sslbench.data.base import Sample, image_tensor
 from sslbench.data.targets import instance_to_classes
 from sslbench.pretext.base import normalize, pick_images, random_crop_box
 
@@ -18,7 +18,7 @@ from sslbench.pretext.base import normalize, pick_images, random_crop_box
 class FinetuneSampler:
     def __init__(self, samples: Sequence[Sample], crop: int, boundary_width: int, device: torch.device):
         self.crop = crop
-        self.images = [torch.from_numpy(s.image).permute(2, 0, 1).contiguous().to(device) for s in samples]
+        self.images = [image_tensor(s.image, device) for s in samples]
         self.targets = [torch.from_numpy(instance_to_classes(s.labels, boundary_width).astype(np.int64)).to(device)
                         for s in samples]
 

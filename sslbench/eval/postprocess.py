@@ -3,7 +3,9 @@
 Method (one-stage contour-aware segmentation, Cui et al. 2019): each pixel takes its most probable
 class. Nucleus bodies are separated from each other by the predicted boundary ring, so their
 connected components are the seeds; a watershed on -P(body), restricted to the foreground (body or
-boundary), grows each seed back over its boundary pixels; objects under ``min_area`` px are dropped.
+boundary), grows each seed back over its boundary pixels. A foreground blob with no body pixel at all
+(an under-trained model may call a small nucleus all boundary) becomes an instance of its own rather
+than being lost. Objects under ``min_area`` px are dropped.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ def probabilities_to_instances(probs: np.ndarray, min_area: int = 10, min_seed_a
         raise ValueError(f"expected (3, H, W) probabilities, got shape {probs.shape}.")
     classes = probs.argmax(axis=0)  # ties go to the lower class: background first
     seeds = drop_small(ndimage.label(classes == BODY)[0], min_seed_area)
-    instances = watershed(-probs[BODY], markers=seeds, mask=classes != BACKGROUND)
+    foreground = classes != BACKGROUND
+    instances = watershed(-probs[BODY], markers=seeds, mask=foreground)
+    unseeded, _ = ndimage.label(foreground & (instances == 0))
+    instances = np.where(unseeded > 0, unseeded + instances.max(), instances)
     return relabel_sequential(drop_small(instances, min_area))[0].astype(np.int32)
 
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslbench.data.base import image_tensor
 from sslbench.engine.loop import autocast
 from sslbench.pretext.base import normalize
 
@@ -27,7 +28,7 @@ def predict_probabilities(model: nn.Module, image: np.ndarray, device: torch.dev
     model.eval()
     height, width = image.shape[:2]
     tile = -(-min(tile, max(height, width)) // _ALIGN) * _ALIGN
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device)
+    x = image_tensor(image, device)[None]
     pad_h, pad_w = max(0, tile - height), max(0, tile - width)
     x = F.pad(normalize(x), (0, pad_w, 0, pad_h), mode="replicate")
     full_h, full_w = x.shape[-2:]

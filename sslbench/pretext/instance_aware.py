@@ -3,7 +3,9 @@
 A triplet per source image: anchor = random ``crop``² crop; positive = an adjacent crop of the same
 size (shifted by at most one crop side, so it overlaps or touches the anchor); negative = a random
 sub-crop of the positive with side drawn from ``neg_scales``, resized to ``crop``² (larger, fewer
-nuclei). Encoder features -> global average pool -> linear 128-d embedding z.
+nuclei). Encoder features -> global average pool -> linear 128-d embedding z, L2-normalised as in
+FaceNet (Schroff et al., the triplet loss the paper cites as [12]); unnormalised, the squared
+distances grow without bound and their gradients swamp the encoder within a few steps.
 L_ST = max(0, d(za, zp) - d(za, zn) + m1), d = squared L2 (scale-wise triplet, Eq. 1);
 L_CR = max(0, f(zn) - f(zp) + m2), f a learned linear map to a scalar (count ranking, Eq. 2).
 The paper's Σ runs over triplets; we average over the batch so the loss scale is batch-size free.
@@ -96,7 +98,7 @@ class InstanceAware(Pretext):
 
     def embed_features(self, encoder: nn.Module, images_uint8: torch.Tensor) -> torch.Tensor:
         features = encoder(normalize(images_uint8))[-1]
-        return self.embed(features.mean(dim=(2, 3)))
+        return F.normalize(self.embed(features.mean(dim=(2, 3))), dim=1)
 
     def losses(self, za, zp, zn) -> dict[str, torch.Tensor]:
         out = {}

@@ -5,8 +5,8 @@ split = dict(test_ratio=0.25, val_ratio=0.2, seed=0, label_fraction=1.0)
 # The paper's 768 / {512, 256, 128, 64} on 1000² images, scaled down for 256² tiles.
 pretext_overrides = dict(crop=128, neg_scales=(96, 64, 32, 16))
 pretrain = dict(steps=30, batch_size=2, lr=1e-3, weight_decay=1e-4, warmup_steps=3, log_every=5,
-                checkpoint_every=10)
+                checkpoint_every=15)
 finetune = dict(steps=150, batch_size=4, crop=96, lr=2e-3, weight_decay=1e-4, warmup_steps=5,
                 log_every=10, boundary_width=1, class_weights=(1.0, 1.0, 2.0), eval_every=0,
-                checkpoint_every=20)
+                checkpoint_every=50)
 evaluation = dict(min_area=10, tile=512, overlap=64)

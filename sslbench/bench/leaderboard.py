@@ -75,7 +75,7 @@ def cell_text(cell: Cell, with_paper: bool, bold: tuple[str, str] = ("", ""), se
 
 def to_rich(board: Board) -> Table:
     table = Table(title=board.title, caption=board.caption, caption_justify="left")
-    table.add_column(board.row_header)
+    table.add_column(board.row_header, overflow="fold")  # never cut a strategy name to "…"
     for header, _ in board.columns:
         table.add_column(header, justify="right")
     for row in board.rows:

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from sslbench.cli import app
 
-TINY = ["--backbone", "resnet18", "--set", "data.num_images=6", "--set", "data.size=160",
-        "--set", "pretrain.steps=2", "--set", "finetune.steps=2", "--set", "finetune.log_every=1"]
+TINY_SCHEDULE = ["--backbone", "resnet18", "--set", "pretrain.steps=2", "--set", "finetune.steps=2",
+                 "--set", "finetune.log_every=1"]
+TINY = [*TINY_SCHEDULE, "--set", "data.num_images=6", "--set", "data.size=160"]
 
 
 @pytest.mark.slow
@@ -65,3 +66,28 @@ def test_broken_plugin_file_is_one_line_error(tmp_path):
                              "--plugin", str(plugin)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "plugin" in result.stderr and "RuntimeError: boom" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_run_reads_a_folder_dataset_and_extra_unlabelled_images(tmp_path):
+    from PIL import Image
+
+    from sslbench.data.io import write_label_map
+    from sslbench.data.synthetic import Synthetic
+
+    data, extra = tmp_path / "data", tmp_path / "extra"
+    for folder in (data / "images", data / "labels", extra / "nested"):
+        folder.mkdir(parents=True)
+    for sample in Synthetic(num_images=6, size=160, seed=3).load():
+        Image.fromarray(sample.image).save(data / "images" / f"{sample.name}.png")
+        write_label_map(data / "labels" / f"{sample.name}.png", sample.labels)
+    for sample in Synthetic(num_images=2, size=160, seed=4).load():
+        Image.fromarray(sample.image).save(extra / "nested" / f"more_{sample.name}.png")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--data", str(data), "--unlabeled", str(extra), "--out", str(out),
+                                      *TINY_SCHEDULE])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert str(data) in result.output
+    # 6 labelled (2 held out for test) + 2 unlabelled images feed pretraining
+    assert metrics["pretrain_images"] == 4 + 2 and len(metrics["images"]["test"]) == 2

@@ -91,3 +91,13 @@ def test_run_reads_a_folder_dataset_and_extra_unlabelled_images(tmp_path):
     assert str(data) in result.output
     # 6 labelled (2 held out for test) + 2 unlabelled images feed pretraining
     assert metrics["pretrain_images"] == 4 + 2 and len(metrics["images"]["test"]) == 2
+
+
+def test_list_shows_every_kind_by_the_name_the_options_take():
+    result = CliRunner().invoke(app, ["list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {tuple(cell.strip() for cell in line.split("│")[1:3]) for line in result.output.splitlines()
+            if line.startswith("│")}
+    for expected in [("pretexts", "instance_aware"), ("pretexts", "jigsaw"), ("backbones", "resnet101"),
+                     ("heads", "unet"), ("datasets", "monuseg"), ("presets", "smoke"), ("suites", "table4")]:
+        assert expected in rows, expected

@@ -28,30 +28,43 @@ def _pretext_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
+# Kinds chosen by config name on the command line (--backbone resnet101, --preset smoke, --suite table1).
+_CONFIG_KINDS = {"backbones": "backbone", "heads": "head", "presets": "preset", "suites": "suite"}
+_KINDS = ("pretexts", "backbones", "heads", "datasets", "presets", "suites")
+
+
+def _config_rows(kind: str) -> list[tuple[str, str, str]]:
+    from sslbench.config import available, load_component
+
+    return [(name, f"registry/{kind}/{name}.py", load_component(kind, name).get("description", ""))
+            for name in available(kind)]
+
+
 @app.command("list")
 def list_components(
-    kind: str = typer.Argument(None, help=f"One of: {', '.join(REGISTRIES)}. Default: all."),
+    kind: str = typer.Argument(None, help=f"One of: {', '.join(_KINDS)}. Default: all."),
     plugin: list[str] = typer.Option([], help="Extra plugin to load first: a .py file or an importable module."),
 ) -> None:
-    """List runnable pretext tasks, and registered backbones, heads, datasets and suites."""
+    """List runnable pretext tasks, backbones, heads, datasets, presets and suites."""
     from sslbench.cli.run import load_plugins_for_cli
 
     load_builtins()
     load_plugins_for_cli(plugin)
-    if kind is not None and kind not in REGISTRIES:
-        raise UnknownComponentError(f"unknown component kind '{kind}'.{closest_hint(kind, REGISTRIES)} "
-                                    f"Choose one of: {', '.join(REGISTRIES)}.")
+    if kind is not None and kind not in _KINDS:
+        raise UnknownComponentError(f"unknown component kind '{kind}'.{closest_hint(kind, _KINDS)} "
+                                    f"Choose one of: {', '.join(_KINDS)}.")
     table = Table(title="sslbench components")
     for column in ("kind", "name", "defined in", "description"):
         table.add_column(column)
-    for registry_kind, registry in REGISTRIES.items():
-        if kind not in (None, registry_kind):
+    for listed in _KINDS:
+        if kind not in (None, listed):
             continue
-        if registry is PRETEXTS:
+        if listed == "pretexts":
             rows = _pretext_rows()
+        elif listed in _CONFIG_KINDS:
+            rows = _config_rows(_CONFIG_KINDS[listed])
         else:
-            rows = [(getattr(obj, "cli_name", name), obj.__module__, _summary(obj))
-                    for name, obj in sorted(registry.module_dict.items())]
+            rows = [(name, obj.__module__, _summary(obj)) for name, obj in sorted(REGISTRIES[listed].module_dict.items())]
         for row in rows:
-            table.add_row(registry_kind, *row)
+            table.add_row(listed, *row)
     console.print(table)

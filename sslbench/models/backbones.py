@@ -11,5 +11,5 @@ from sslbench.registry import BACKBONES
 
 @BACKBONES.register_module(name="SmpEncoder")
 def smp_encoder(name: str = "resnet101", depth: int = 5) -> nn.Module:
-    """An segmentation-models-pytorch encoder, random init (weights are never downloaded)."""
+    """A segmentation-models-pytorch encoder, random init (weights are never downloaded)."""
     return smp.encoders.get_encoder(name, in_channels=3, depth=depth, weights=None)

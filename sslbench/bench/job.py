@@ -128,7 +128,6 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
              generator: torch.Generator, checkpoint: Checkpoint | None = None) -> tuple[list[dict], list[dict]]:
     """Train the segmenter; with ``eval_every`` the best validation AJI's weights are kept."""
     ft, ev = cfg.finetune, cfg.evaluation
-    check_sizes(split.train, ft["crop"], "finetuning")
     sampler = FinetuneSampler(split.train, ft["crop"], ft["boundary_width"], device)
     weights = torch.tensor(ft["class_weights"], dtype=torch.float32, device=device)
     # lives in the checkpoint's extra state, so a resumed run keeps earlier scores and best weights

@@ -4,12 +4,11 @@ import pytest
 import torch
 
 from sslbench.data.synthetic import Synthetic
-from sslbench.engine.finetune import FinetuneSampler, segmentation_loss
+from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmentation_loss
 from sslbench.models import build_encoder, build_segmenter
 from sslbench.pretext.instance_aware import InstanceAware
 
 BACKBONE = dict(type="SmpEncoder", name="resnet18")
-CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +48,14 @@ def test_pretrain_step(benchmark, images):
 def test_finetune_step(benchmark, samples):
     torch.manual_seed(0)
     model = build_segmenter(BACKBONE, dict(type="Unet", classes=3, decoder_channels=(64, 32, 16, 16, 8)))
-    sampler = FinetuneSampler(samples, crop=96, boundary_width=1, device=CPU)
+    sampler, sources = FinetuneSampler(crop=96), finetune_sources(samples, boundary_width=1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     weights = torch.ones(3)
     generator = torch.Generator().manual_seed(0)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = segmentation_loss(model, *sampler(4, generator), weights)["loss"]
+        loss = segmentation_loss(model, *sampler(sources, 4, generator), weights)["loss"]
         loss.backward()
         optimizer.step()
         return loss

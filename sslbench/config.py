@@ -8,8 +8,11 @@ import inspect
 from importlib.resources import files
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
 
+from sslbench.engine.accel import ENGINE_DEFAULTS
+from sslbench.engine.accel import resolve as resolve_acceleration
 from sslbench.errors import ConfigError, UnknownComponentError
 from sslbench.registry import PRETEXTS, closest_hint
 
@@ -86,6 +89,7 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str = "res
         unlabeled=unlabeled,
         split=dict(cfg.split), pretrain=dict(cfg.pretrain), finetune=dict(cfg.finetune),
         evaluation=dict(cfg.evaluation),
+        engine={**ENGINE_DEFAULTS, **cfg.get("engine", {})},
     )
     cfg = Config(merged)
     cfg.merge_from_dict(parse_overrides(overrides or []))
@@ -127,3 +131,4 @@ def validate(cfg: dict) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"invalid config: {message}.")
+    resolve_acceleration(cfg.get("engine"), torch.device("cpu"))  # rejects unknown keys and values

@@ -21,7 +21,10 @@ from sslbench.data.base import Sample, image_tensor
 from sslbench.data.detect import dataset_from_path
 from sslbench.data.splits import label_fraction, train_val_split
 from sslbench.engine.checkpoint import Checkpoint, checkpoint_step, normalise, refuse_mismatch
-from sslbench.engine.finetune import FinetuneSampler, segmentation_loss
+from sslbench.engine import distributed
+from sslbench.engine.accel import Acceleration, maybe_compile, resolve
+from sslbench.engine.batches import batch_source
+from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmentation_loss
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.engine.weights import atomic_write, load_encoder, save_encoder
 from sslbench.errors import ConfigError, DataError
@@ -41,11 +44,18 @@ class DataSplit:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The training device; under torchrun this also joins the process group, and each process
+    takes its own GPU."""
+    distributed.init()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {name} was asked for but no CUDA device is visible; use --device cpu.")
-    return torch.device(name)
+    return distributed.local_device(torch.device(name))
+
+
+def acceleration(cfg: Config, device: torch.device) -> Acceleration:
+    return resolve(cfg.get("engine"), device)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -116,11 +126,12 @@ def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torc
     if not pretext.pretrains:
         return pretext, []
     check_sizes(images, pretext.min_image_size, f"pretext '{cfg.name}'")
-    pool = [image_tensor(s.image, device) for s in images]
-    batch_size = cfg.pretrain["batch_size"]
-    history = train(nn.ModuleDict({"encoder": encoder, "pretext": pretext}),
-                    lambda: pretext(encoder, pretext.sample(pool, batch_size, generator)),
-                    loop_settings(cfg.pretrain), device, f"pretrain {cfg.name}", checkpoint=checkpoint)
+    accel = acceleration(cfg, device)
+    next_batch = batch_source(pretext.sample, [image_tensor(s.image) for s in images], cfg.pretrain["batch_size"],
+                              device, generator, accel.data_on_device, accel.loader_workers)
+    maybe_compile(encoder, accel)
+    history = train(nn.ModuleDict({"encoder": encoder, "pretext": pretext}), lambda: pretext(encoder, next_batch()),
+                    loop_settings(cfg.pretrain), device, f"pretrain {cfg.name}", checkpoint=checkpoint, accel=accel)
     return pretext, history
 
 
@@ -128,7 +139,9 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
              generator: torch.Generator, checkpoint: Checkpoint | None = None) -> tuple[list[dict], list[dict]]:
     """Train the segmenter; with ``eval_every`` the best validation AJI's weights are kept."""
     ft, ev = cfg.finetune, cfg.evaluation
-    sampler = FinetuneSampler(split.train, ft["crop"], ft["boundary_width"], device)
+    accel = acceleration(cfg, device)
+    next_batch = batch_source(FinetuneSampler(ft["crop"]), finetune_sources(split.train, ft["boundary_width"]),
+                              ft["batch_size"], device, generator, accel.data_on_device, accel.loader_workers)
     weights = torch.tensor(ft["class_weights"], dtype=torch.float32, device=device)
     # lives in the checkpoint's extra state, so a resumed run keeps earlier scores and best weights
     record = checkpoint.extra if checkpoint is not None else {}
@@ -143,12 +156,10 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
                           best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
         model.train()
 
-    def compute_losses():
-        return segmentation_loss(model, *sampler(ft["batch_size"], generator), weights)
-
-    history = train(model, compute_losses, loop_settings(ft), device, f"finetune {cfg.name}",
-                    on_eval=validate if ft.get("eval_every") and split.val else None,
-                    eval_every=ft.get("eval_every", 0), checkpoint=checkpoint)
+    maybe_compile(model, accel)
+    history = train(model, lambda: segmentation_loss(model, *next_batch(), weights), loop_settings(ft), device,
+                    f"finetune {cfg.name}", on_eval=validate if ft.get("eval_every") and split.val else None,
+                    eval_every=ft.get("eval_every", 0), checkpoint=checkpoint, accel=accel)
     if record["best_state"] is not None:
         model.load_state_dict(record["best_state"])
     return history, record["validations"]
@@ -177,9 +188,13 @@ def pretrain_fingerprint(cfg: Config) -> dict:
                       "split": {k: cfg.split[k] for k in ("test_ratio", "seed")}})
 
 
+#: where and how fast a job runs, not what it computes: left out of fingerprints and job keys
+EXECUTION_KEYS = ("device", "engine")
+
+
 def run_fingerprint(cfg: Config) -> dict:
-    """The whole config except the device: a run may resume on another device."""
-    return normalise({k: v for k, v in cfg.to_dict().items() if k != "device"})
+    """The whole config except how it is executed: a run may resume on another device or path."""
+    return normalise({k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KEYS})
 
 
 def finished_pretraining(weights_path: Path) -> dict | None:
@@ -211,19 +226,22 @@ def pretrain_phase(cfg: Config, split: DataSplit, device: torch.device, weights_
         log.info("pretraining already finished: reusing %s", Path(weights_path).with_suffix(".safetensors"))
         return {"weights": str(Path(weights_path).with_suffix(".safetensors")), "history": done["history"],
                 "seconds": done["seconds"], "images": images}
-    generator = seed_everything(cfg.seed)
+    generator = distributed.rank_stream(seed_everything(cfg.seed))
     started = time.perf_counter()
     checkpoint = phase_checkpoint(checkpoint_dir, "pretrain", cfg.pretrain, fingerprint, generator)
     encoder = build_encoder(cfg.backbone).to(device)
     pretext, history = pretrain(cfg, encoder, split.pretrain, device, generator, checkpoint)
     seconds = time.perf_counter() - started + (checkpoint.resumed_seconds if checkpoint else 0.0)
-    path = save_encoder(encoder.state_dict(), weights_path, {
-        "pretext": cfg.name, "pretext_config": cfg.pretext, "backbone": cfg.backbone,
-        "steps": cfg.pretrain["steps"] if pretext.pretrains else 0, "seed": cfg.seed,
-        "sslbench_version": sslbench.__version__, "finished": True, "fingerprint": fingerprint,
-        "history": history, "seconds": seconds})
-    if checkpoint is not None:  # the encoder file supersedes it
-        checkpoint.path.unlink(missing_ok=True)
+    path = Path(weights_path).with_suffix(".safetensors")
+    if distributed.is_main():
+        save_encoder(encoder.state_dict(), path, {
+            "pretext": cfg.name, "pretext_config": cfg.pretext, "backbone": cfg.backbone,
+            "steps": cfg.pretrain["steps"] if pretext.pretrains else 0, "seed": cfg.seed,
+            "sslbench_version": sslbench.__version__, "finished": True, "fingerprint": fingerprint,
+            "history": history, "seconds": seconds})
+        if checkpoint is not None:  # the encoder file supersedes it
+            checkpoint.path.unlink(missing_ok=True)
+    distributed.barrier()  # every process reads the encoder file next
     return {"weights": str(path), "history": history, "seconds": seconds, "images": images}
 
 
@@ -234,7 +252,7 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
     With ``checkpoint_dir`` (one per job) training state is checkpointed there and resumed from
     on a re-run; the checkpoint is removed once the test scores exist.
     """
-    generator = seed_everything(cfg.seed)
+    generator = distributed.rank_stream(seed_everything(cfg.seed))
     started = time.perf_counter()
     checkpoint = phase_checkpoint(checkpoint_dir, "finetune", cfg.finetune, run_fingerprint(cfg), generator)
     model = build_segmenter(cfg.backbone, cfg.head, encoder_state).to(device)
@@ -242,7 +260,7 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
     seconds = time.perf_counter() - started + (checkpoint.resumed_seconds if checkpoint else 0.0)
     ev = cfg.evaluation
     scores = evaluate(model, split.test, device, ev["min_area"], ev["tile"], ev["overlap"], "test")
-    if checkpoint is not None:
+    if checkpoint is not None and distributed.is_main():
         checkpoint.path.unlink(missing_ok=True)
     return {"model": model, "test": scores, "validation": validations, "history": history, "seconds": seconds,
             "images": {k: [s.name for s in getattr(split, k)] for k in ("train", "val", "test")}}
@@ -277,14 +295,16 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
     Re-running it on an unfinished folder resumes from the last checkpoints."""
     out_dir.mkdir(parents=True, exist_ok=True)
     check_same_config(cfg, out_dir)
-    atomic_write(out_dir / "config.py", lambda tmp: tmp.write_text(cfg.pretty_text))
-    atomic_write(out_dir / "config.json", lambda tmp: tmp.write_text(json.dumps(run_fingerprint(cfg), indent=2)))
     device, split = prepare(cfg)
+    if distributed.is_main():
+        atomic_write(out_dir / "config.py", lambda tmp: tmp.write_text(cfg.pretty_text))
+        atomic_write(out_dir / "config.json", lambda tmp: tmp.write_text(json.dumps(run_fingerprint(cfg), indent=2)))
     checkpoints = out_dir / "checkpoints"
     pre = pretrain_phase(cfg, split, device, out_dir / "encoder", checkpoint_dir=checkpoints)
     fin = finetune_phase(cfg, split, load_encoder(pre["weights"]), device, checkpoint_dir=checkpoints)
     result = {
         "strategy": cfg.name, "preset": cfg.preset, "seed": cfg.seed, "device": str(device),
+        "processes": distributed.world_size(),
         "test": fin["test"], "validation": fin["validation"], "images": fin["images"],
         "pretrain_images": pre["images"],
         "history": {"pretrain": pre["history"], "finetune": fin["history"]},
@@ -293,6 +313,7 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
         "versions": {"sslbench": sslbench.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }
-    atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
-    shutil.rmtree(checkpoints, ignore_errors=True)  # only leftovers of killed writes remain there
+    if distributed.is_main():
+        atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+        shutil.rmtree(checkpoints, ignore_errors=True)  # only leftovers of killed writes remain there
     return result

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from sslbench.cli.app import app, console, err_console
+from sslbench.engine import distributed
 from sslbench.errors import ConfigError
 from sslbench.registry import load_builtins, load_entry_point_plugins, load_plugin
 
@@ -26,6 +27,9 @@ def load_plugins_for_cli(plugins: list[str]) -> None:
 
 
 def attach_log_file(path: Path) -> logging.Handler:
+    """The run's log file; under torchrun only rank 0 writes it (the others log nowhere)."""
+    if not distributed.is_main():
+        return logging.NullHandler()
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("sslbench")
@@ -60,6 +64,8 @@ def run(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 …"),
     seed: int = typer.Option(0, help="Seeds data splits, sampling and initialisation."),
     out: Path = typer.Option(None, help="Run folder. Default: runs/<time>-<pretext>."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the encoder and ResUNet "
+                                  "(minutes of compilation; pays off on long GPU runs)."),
     plugin: list[str] = typer.Option([], help="Extra plugin: a .py file or an importable module."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value: KEY=VALUE, e.g. "
                                    "finetune.steps=200 or pretext.weights=resnet101.pth."),
@@ -76,7 +82,8 @@ def run(
     load_plugins_for_cli(plugin)
     cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, seed=seed, device=device,
                              data=None if data is None else str(data),
-                             unlabeled=None if unlabeled is None else str(unlabeled), overrides=set_)
+                             unlabeled=None if unlabeled is None else str(unlabeled),
+                             overrides=[*set_, *(["engine.compile=True"] if compile_ else [])])
     out_dir = out or default_out_dir(pretext)
     if (out_dir / "metrics.json").exists():
         raise ConfigError(f"{out_dir} already holds a finished run; pass another --out or remove it.")

@@ -12,6 +12,10 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from torch.nn.parallel import DistributedDataParallel
+
+from sslbench.engine import distributed
+from sslbench.engine.accel import Acceleration, autocast, configure_backends, resolve
 from sslbench.engine.checkpoint import (Checkpoint, load_checkpoint, normalise, refuse_mismatch,
                                         restore_rng_states, rng_states, save_checkpoint)
 from sslbench.engine.weights import remove_stale_temps
@@ -35,11 +39,10 @@ class LoopSettings:
     max_nonfinite_skips: int = 0
 
 
-def make_optimizer(params, settings: LoopSettings, device: torch.device) -> torch.optim.Optimizer:
-    # fused AdamW on CUDA, foreach elsewhere: one kernel launch per step instead of one per tensor
-    fused = device.type == "cuda"
+def make_optimizer(params, settings: LoopSettings, accel: Acceleration) -> torch.optim.Optimizer:
+    # fused (CUDA) or foreach AdamW: one kernel launch per step instead of one per tensor
     return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay,
-                             fused=fused, foreach=not fused)
+                             fused=accel.fused_optimizer, foreach=not accel.fused_optimizer)
 
 
 def warmup_cosine(settings: LoopSettings) -> Callable[[int], float]:
@@ -51,9 +54,24 @@ def warmup_cosine(settings: LoopSettings) -> Callable[[int], float]:
     return factor
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; a no-op context elsewhere (CPU bf16 is slower than fp32 on most CPUs)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+class _Step(nn.Module):
+    """The step's forward as a module, so DistributedDataParallel can wrap it: the closure runs the
+    encoder and heads of ``module``, whose parameters DDP synchronises."""
+
+    def __init__(self, module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor]]):
+        super().__init__()
+        self.module = module
+        self.compute_losses = compute_losses
+
+    def forward(self) -> dict[str, torch.Tensor]:
+        return self.compute_losses()
+
+
+def _distributed(step: _Step, device: torch.device) -> nn.Module:
+    if distributed.world_size() == 1:
+        return step
+    # DDP also broadcasts rank 0's weights now, so every process starts from the same model
+    return DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _resume(checkpoint: Checkpoint, module: nn.Module, optimizer, scheduler, description: str) -> dict:
@@ -65,6 +83,8 @@ def _resume(checkpoint: Checkpoint, module: nn.Module, optimizer, scheduler, des
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     restore_rng_states(state["rng"], checkpoint.generator)
+    if distributed.rank() > 0:  # the file holds rank 0's stream; the others derive their own again
+        checkpoint.generator.set_state(distributed.rank_stream(checkpoint.generator).get_state())
     checkpoint.extra.clear()
     checkpoint.extra.update(state["extra"])
     checkpoint.resumed_step, checkpoint.resumed_seconds = state["step"], state["seconds"]
@@ -74,7 +94,8 @@ def _resume(checkpoint: Checkpoint, module: nn.Module, optimizer, scheduler, des
 
 def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor]], settings: LoopSettings,
           device: torch.device, description: str, on_eval: Callable[[int], None] | None = None,
-          eval_every: int = 0, checkpoint: Checkpoint | None = None) -> list[dict]:
+          eval_every: int = 0, checkpoint: Checkpoint | None = None,
+          accel: Acceleration | None = None) -> list[dict]:
     """Optimise ``module``'s parameters on ``compute_losses()["loss"]`` for ``settings.steps`` steps.
 
     Losses are read back to the host only every ``log_every`` steps (no per-step device sync);
@@ -84,8 +105,17 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
     ``checkpoint.every`` steps, and an existing checkpoint file is resumed from, which continues
     the exact same random streams as an uninterrupted run. A NaN/Inf loss raises ``NumericError``
     before anything non-finite is saved, unless ``settings.max_nonfinite_skips`` allows skipping it.
+
+    ``accel`` (default: resolved for ``device``) picks the fast path: bf16 autocast, channels_last,
+    TF32, fused optimizer. Under torchrun the step runs through DistributedDataParallel: gradients
+    are averaged over processes, logged losses too, and only rank 0 writes checkpoints.
     """
-    optimizer = make_optimizer([p for p in module.parameters() if p.requires_grad], settings, device)
+    accel = accel or resolve(None, device)
+    configure_backends(accel)
+    if accel.channels_last:
+        module.to(memory_format=torch.channels_last)
+    step_module = _distributed(_Step(module, compute_losses), device)
+    optimizer = make_optimizer([p for p in module.parameters() if p.requires_grad], settings, accel)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings))
     history: list[dict] = []
     start, skipped, saved_at = 1, 0, None
@@ -108,14 +138,15 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
     module.train()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, transient=False, disable=not distributed.is_main()) as progress:
         task = progress.add_task(description, total=settings.steps, completed=start - 1, status="")
         for step in range(start, settings.steps + 1):
             optimizer.zero_grad(set_to_none=True)
-            with autocast(device):
-                losses = compute_losses()
+            with autocast(device, accel.amp):
+                losses = step_module()
             loss = losses["loss"].detach()
-            skip = settings.max_nonfinite_skips > 0 and not bool(torch.isfinite(loss))
+            # every process must agree to skip, or DDP's gradient exchange would wait forever
+            skip = settings.max_nonfinite_skips > 0 and not bool(distributed.all_min(torch.isfinite(loss).int()))
             if skip:
                 skipped += 1
                 if skipped > settings.max_nonfinite_skips:
@@ -129,23 +160,32 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
             scheduler.step()  # a skipped step still advances the schedule: step counts stay aligned
             save = checkpoint is not None and checkpoint.every > 0 and step % checkpoint.every == 0
             if save or step % settings.log_every == 0 or step == settings.steps:
-                if bad := int(first_bad):
+                if bad := _first_bad_anywhere(first_bad, settings.steps):
                     raise fail(bad, float(loss) if bad == step else "non-finite")
             if not skip and (step % settings.log_every == 0 or step == settings.steps):
-                reading = {name: float(value.detach()) for name, value in losses.items()}
+                means = distributed.mean(torch.stack([value.detach().float() for value in losses.values()]))
+                reading = dict(zip(losses, means.tolist()))
                 history.append({"step": step, "lr": scheduler.get_last_lr()[0], **reading})
                 log.info("%s step %d/%d %s", description, step, settings.steps,
                          " ".join(f"{k}={v:.4f}" for k, v in reading.items()))
                 progress.update(task, status=f"loss {reading['loss']:.4f}")
             if on_eval and ((eval_every and step % eval_every == 0) or step == settings.steps):
                 on_eval(step)
-            if save:
+            if save and distributed.is_main():
                 save_checkpoint(checkpoint.path, {
                     "step": step, "model": module.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "rng": rng_states(checkpoint.generator),
                     "history": history, "skipped": skipped, "extra": checkpoint.extra,
                     "seconds": checkpoint.resumed_seconds + time.perf_counter() - started,
                     "fingerprint": normalise(checkpoint.fingerprint)})
+            if save:
                 saved_at = step
             progress.advance(task)
     return history
+
+
+def _first_bad_anywhere(first_bad: torch.Tensor, steps: int) -> int:
+    """The earliest step at which any process saw a non-finite loss; 0 if none did."""
+    never = steps + 1
+    earliest = int(distributed.all_min(torch.where(first_bad == 0, never, first_bad)))
+    return 0 if earliest == never else earliest

@@ -9,6 +9,7 @@ from rich.progress import Progress
 from torch import nn
 
 from sslbench.data.base import Sample
+from sslbench.engine import distributed
 from sslbench.eval.metrics import AGGREGATION_MODES, aggregate, image_counts
 from sslbench.eval.postprocess import probabilities_to_instances
 from sslbench.eval.predict import predict_probabilities
@@ -16,13 +17,18 @@ from sslbench.eval.predict import predict_probabilities
 
 def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, min_area: int = 10,
              tile: int = 512, overlap: int = 64, description: str = "evaluate") -> dict:
-    """{"dataset": {...}, "per_image_mean": {...}, "per_image": [{"name", metrics...}]}."""
-    counts, per_image = [], []
-    with Progress(transient=True) as progress:
-        for sample in progress.track(samples, description=description):
+    """{"dataset": {...}, "per_image_mean": {...}, "per_image": [{"name", metrics...}]}.
+
+    Under torchrun each process scores every n-th image; the additive per-image counts are gathered,
+    so every process returns the same scores as a single process would."""
+    mine = list(enumerate(samples))[distributed.rank()::distributed.world_size()]
+    scored = []
+    with Progress(transient=True, disable=not distributed.is_main()) as progress:
+        for index, sample in progress.track(mine, description=description):
             probs = predict_probabilities(model, sample.image, device, tile=tile, overlap=overlap)
             instances = probabilities_to_instances(probs, min_area=min_area)
-            image_result = image_counts(sample.labels, instances)
-            counts.append(image_result)
-            per_image.append({"name": sample.name, **image_result.metrics()})
+            scored.append((index, sample.name, image_counts(sample.labels, instances)))
+    scored = sorted((item for part in distributed.gather(scored) for item in part), key=lambda item: item[0])
+    counts = [image_result for _, _, image_result in scored]
+    per_image = [{"name": name, **image_result.metrics()} for _, name, image_result in scored]
     return {**{mode: aggregate(counts, mode) for mode in AGGREGATION_MODES}, "per_image": per_image}

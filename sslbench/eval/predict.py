@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslbench.data.base import image_tensor
-from sslbench.engine.loop import autocast
+from sslbench.engine.accel import autocast
 from sslbench.pretext.base import normalize
 
 _ALIGN = 32  # encoder stride: U-Net skips need sides divisible by it

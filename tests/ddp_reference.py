@@ -1,0 +1,15 @@
+"""Shared by the torchrun worker and the test that checks it (the same seeded problem on both sides)."""
+
+import torch
+
+BACKBONE = dict(type="SmpEncoder", name="resnet18")
+HEAD = dict(type="Unet", classes=3, decoder_channels=(32, 16, 16, 8, 8))
+
+
+def linear_problem() -> tuple[torch.nn.Linear, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    model = torch.nn.Linear(5, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(2, 5, generator=generator))
+        model.bias.zero_()
+    return model, torch.randn(8, 5, generator=generator), torch.randn(8, 2, generator=generator)

@@ -1,0 +1,76 @@
+"""torchrun with 2 CPU processes (gloo): DDP averages gradients and logged losses, the sharded
+evaluation equals a single process's, and `torchrun -m sslbench run` writes one normal run folder."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sslbench.data.synthetic import Synthetic
+from sslbench.engine.loop import LoopSettings, train
+from sslbench.eval.evaluate import evaluate
+from sslbench.models import build_segmenter
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ddp_reference import BACKBONE, HEAD, linear_problem  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             *args], capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_ddp_training_and_sharded_evaluation_match_one_process(tmp_path):
+    torchrun(str(Path(__file__).parent / "ddp_worker.py"), str(tmp_path / "seen.json"), cwd=tmp_path)
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen["world"] == 2
+    # one process on the whole batch: the mean of the two half-batch losses
+    model, inputs, targets = linear_problem()
+    history = train(model, lambda: {"loss": torch.nn.functional.mse_loss(model(inputs), targets)},
+                    LoopSettings(steps=3, lr=0.1, log_every=1), CPU, "single")
+    rank0, rank1 = (np.array(w) for w in seen["weights"])
+    np.testing.assert_array_equal(rank0, rank1)  # DDP kept both replicas identical
+    np.testing.assert_allclose(rank0, model.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([h["loss"] for h in seen["history"]], [h["loss"] for h in history], rtol=1e-5)
+
+    torch.manual_seed(0)
+    segmenter = build_segmenter(BACKBONE, HEAD)
+    single = evaluate(segmenter, Synthetic(num_images=3, size=96).load(), CPU, min_area=5, tile=96, overlap=0)
+    assert [p["name"] for p in seen["scores"]["per_image"]] == [p["name"] for p in single["per_image"]]
+    for mode in ("dataset", "per_image_mean"):
+        for metric, value in single[mode].items():
+            assert seen["scores"][mode][metric] == pytest.approx(value, abs=1e-9), (mode, metric)
+
+
+@pytest.mark.slow
+def test_torchrun_sslbench_run_writes_one_run_folder_like_a_single_process(tmp_path):
+    tiny = ["--pretext", "instance_aware", "--backbone", "resnet18", "--device", "cpu",
+            "--set", "pretrain.steps=2", "--set", "finetune.steps=2", "--set", "pretrain.log_every=1",
+            "--set", "data.num_images=6", "--set", "data.size=160"]
+    result = torchrun("-m", "sslbench", "run", *tiny, "--out", str(tmp_path / "ddp"), cwd=tmp_path)
+    assert result.stdout.count("sslbench run — instance_aware") == 1  # rank 0 alone prints
+    single = subprocess.run([sys.executable, "-m", "sslbench", "run", *tiny, "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp, one = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("ddp", "one"))
+    assert ddp.keys() == one.keys() and ddp["test"].keys() == one["test"].keys()
+    assert ddp["processes"] == 2 and one["processes"] == 1
+    assert ddp["images"] == one["images"]  # same seeded split on every rank
+    assert len(ddp["history"]["pretrain"]) == len(one["history"]["pretrain"]) == 2
+    for value in [*ddp["test"]["dataset"].values(), *(h["loss"] for h in ddp["history"]["pretrain"])]:
+        assert math.isfinite(value)
+    log = (tmp_path / "ddp" / "log.txt").read_text()
+    assert log.count("pretrain instance_aware step 1/2") == 1  # one log writer, not two
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())

@@ -8,6 +8,7 @@ import platform
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,26 +121,31 @@ def phase_checkpoint(checkpoint_dir: Path | None, phase: str, section: dict, fin
 
 
 def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torch.device,
-             generator: torch.Generator, checkpoint: Checkpoint | None = None) -> tuple[nn.Module, list[dict]]:
+             generator: torch.Generator, checkpoint: Checkpoint | None = None, accel: Acceleration | None = None,
+             on_step: Callable[[int], None] | None = None) -> tuple[nn.Module, list[dict]]:
+    """Train ``encoder`` with the config's pretext task; ``accel`` (default: the config's engine
+    section) and ``on_step`` as in ``engine.loop.train``."""
     pretext = build(PRETEXTS, cfg.pretext, encoder_channels=encoder.out_channels).to(device)
     pretext.init_encoder(encoder)
     if not pretext.pretrains:
         return pretext, []
     check_sizes(images, pretext.min_image_size, f"pretext '{cfg.name}'")
-    accel = acceleration(cfg, device)
+    accel = accel or acceleration(cfg, device)
     next_batch = batch_source(pretext.sample, [image_tensor(s.image) for s in images], cfg.pretrain["batch_size"],
                               device, generator, accel.data_on_device, accel.loader_workers)
     maybe_compile(encoder, accel)
     history = train(nn.ModuleDict({"encoder": encoder, "pretext": pretext}), lambda: pretext(encoder, next_batch()),
-                    loop_settings(cfg.pretrain), device, f"pretrain {cfg.name}", checkpoint=checkpoint, accel=accel)
+                    loop_settings(cfg.pretrain), device, f"pretrain {cfg.name}", checkpoint=checkpoint, accel=accel,
+                    on_step=on_step)
     return pretext, history
 
 
-def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.device,
-             generator: torch.Generator, checkpoint: Checkpoint | None = None) -> tuple[list[dict], list[dict]]:
+def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.device, generator: torch.Generator,
+             checkpoint: Checkpoint | None = None, accel: Acceleration | None = None,
+             on_step: Callable[[int], None] | None = None) -> tuple[list[dict], list[dict]]:
     """Train the segmenter; with ``eval_every`` the best validation AJI's weights are kept."""
     ft, ev = cfg.finetune, cfg.evaluation
-    accel = acceleration(cfg, device)
+    accel = accel or acceleration(cfg, device)
     next_batch = batch_source(FinetuneSampler(ft["crop"]), finetune_sources(split.train, ft["boundary_width"]),
                               ft["batch_size"], device, generator, accel.data_on_device, accel.loader_workers)
     weights = torch.tensor(ft["class_weights"], dtype=torch.float32, device=device)
@@ -159,7 +165,7 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
     maybe_compile(model, accel)
     history = train(model, lambda: segmentation_loss(model, *next_batch(), weights), loop_settings(ft), device,
                     f"finetune {cfg.name}", on_eval=validate if ft.get("eval_every") and split.val else None,
-                    eval_every=ft.get("eval_every", 0), checkpoint=checkpoint, accel=accel)
+                    eval_every=ft.get("eval_every", 0), checkpoint=checkpoint, accel=accel, on_step=on_step)
     if record["best_state"] is not None:
         model.load_state_dict(record["best_state"])
     return history, record["validations"]

@@ -95,7 +95,7 @@ def _resume(checkpoint: Checkpoint, module: nn.Module, optimizer, scheduler, des
 def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor]], settings: LoopSettings,
           device: torch.device, description: str, on_eval: Callable[[int], None] | None = None,
           eval_every: int = 0, checkpoint: Checkpoint | None = None,
-          accel: Acceleration | None = None) -> list[dict]:
+          accel: Acceleration | None = None, on_step: Callable[[int], None] | None = None) -> list[dict]:
     """Optimise ``module``'s parameters on ``compute_losses()["loss"]`` for ``settings.steps`` steps.
 
     Losses are read back to the host only every ``log_every`` steps (no per-step device sync);
@@ -109,6 +109,7 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
     ``accel`` (default: resolved for ``device``) picks the fast path: bf16 autocast, channels_last,
     TF32, fused optimizer. Under torchrun the step runs through DistributedDataParallel: gradients
     are averaged over processes, logged losses too, and only rank 0 writes checkpoints.
+    ``on_step(step)`` runs after every step (the throughput benchmark times with it).
     """
     accel = accel or resolve(None, device)
     configure_backends(accel)
@@ -180,6 +181,8 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
                     "fingerprint": normalise(checkpoint.fingerprint)})
             if save:
                 saved_at = step
+            if on_step:
+                on_step(step)
             progress.advance(task)
     return history
 

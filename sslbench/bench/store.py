@@ -3,18 +3,25 @@
 A row is written in one transaction after its job has finished and its files are in place, so the
 row is the "done" marker: a run killed at any point (SIGKILL included) leaves either no row (the job
 re-runs) or a whole one (it is skipped), never half of one.
+
+Tasks run by a launcher (``sslbench bench --launcher local|slurm``) do not share the database: each
+writes its row atomically as ``results/<key>.json`` and :meth:`Store.merge` folds those files in.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 
+from sslbench.engine.weights import atomic_write
 from sslbench.errors import DataError
 
 FILENAME = "results.sqlite"
+RESULTS_FOLDER = "results"  # one JSON row per job finished by a launched task, merged into FILENAME
 # Headline metrics with the "dataset" aggregation as plain columns for SQL users; both aggregations
 # and the per-image values are in ``scores`` (JSON).
 METRIC_COLUMNS = ("aji", "aji_plus", "pq", "dice", "f1")
@@ -69,15 +76,79 @@ class Store:
 
     def add(self, record: dict) -> None:
         """Insert (or, for --force, replace) one finished job in a single transaction."""
-        row = {k: json.dumps(v, sort_keys=True, default=str) if k in _JSON_COLUMNS else v
-               for k, v in record.items()}
-        columns = ", ".join(row)
+        row = _encode(record)
         with closing(self._connect()) as db, db:
-            db.execute(f"INSERT OR REPLACE INTO jobs ({columns}) VALUES ({', '.join('?' * len(row))})",
+            db.execute(f"INSERT OR REPLACE INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                        list(row.values()))
+
+    def merge(self, folder: Path) -> list[str]:
+        """Fold the result files in ``folder`` into the store in one transaction; returns a one-line
+        warning per unreadable file, which is left out (its job has no row, so the next bench re-runs
+        it). A row is replaced only by a newer result (--force), so merging again changes nothing."""
+        with closing(self._connect()) as db:
+            columns = {c["name"]: c for c in db.execute("PRAGMA table_info(jobs)")}
+        required = {name for name, c in columns.items() if (c["notnull"] and c["dflt_value"] is None) or c["pk"]}
+        required.add("finished_at")  # what decides between a file and a row of the same job
+        rows, problems = [], []
+        for path in sorted(Path(folder).glob("*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                problem = _record_problem(record, path.stem, set(columns), required)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if problem:
+                problems.append(f"{path}: unreadable results file ({problem}); left out of the store. "
+                                "The next bench re-runs its job and rewrites it; or delete the file.")
+            else:
+                rows.append(_encode(record))
+        with closing(self._connect()) as db, db:
+            for row in rows:
+                updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "key")
+                db.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
+                           f"ON CONFLICT(key) DO UPDATE SET {updates} WHERE excluded.finished_at > jobs.finished_at",
+                           list(row.values()))
+        return problems
 
     def rows(self) -> list[dict]:
         """Every finished job, oldest first, JSON columns decoded."""
         with closing(self._connect()) as db:
             rows = db.execute("SELECT * FROM jobs ORDER BY finished_at, rowid").fetchall()
         return [{k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in row.keys()} for row in rows]
+
+
+def _encode(record: dict) -> dict:
+    return {k: json.dumps(v, sort_keys=True, default=str) if k in _JSON_COLUMNS else v for k, v in record.items()}
+
+
+def _record_problem(record, key: str, columns: set[str], required: set[str]) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if record.get("key") != key:
+        return f"its key is {record.get('key')!r}, not the file name's {key!r}"
+    missing = sorted(c for c in required if record.get(c) is None)
+    unknown = sorted(set(record) - columns)
+    if missing or unknown:
+        return f"missing {', '.join(missing)}" if missing else f"unknown field {unknown[0]}"
+    return None
+
+
+def now() -> str:
+    """UTC time in the format of the store's ``finished_at`` default (so the two compare as text)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def write_result(out: Path, record: dict) -> Path:
+    """A launched task's row, written atomically as ``out/results/<key>.json`` for :meth:`Store.merge`."""
+    path = Path(out) / RESULTS_FOLDER / f"{record['key']}.json"
+    text = json.dumps(dict(record, finished_at=now()), indent=1, sort_keys=True, default=str)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
+
+
+def merge_results(out: Path, warn: Callable[[str], None]) -> None:
+    """Fold the results that launched tasks left in ``out`` into its store; each unreadable file is one
+    ``warn``. A no-op for a folder whose jobs all ran in-process."""
+    folder = Path(out) / RESULTS_FOLDER
+    if folder.is_dir():
+        for problem in Store(out).merge(folder):
+            warn(problem)

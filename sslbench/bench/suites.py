@@ -1,7 +1,8 @@
 """Benchmark suites: a grid of strategies × label fractions (× folds) × seeds, run as jobs.
 
 Each (strategy, seed, fold) pretrains once; its encoder serves every label fraction. Finished jobs
-are rows in the results store and are skipped when the same command runs again.
+are rows in the results store and are skipped when the same command runs again. Jobs run in this
+process, or as submitit tasks (``pretrain_task``, ``finetune_task``; see ``launch.py``).
 
 Test set, in order of precedence:
 * ``folds`` (table4): fold i of ``splits.k_folds`` over the labelled images is the test set;
@@ -18,12 +19,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import platform
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import segmentation_models_pytorch as smp
@@ -42,14 +45,20 @@ from sslbench.bench.job import (
     resolve_device,
     split_samples,
 )
-from sslbench.bench.store import METRIC_COLUMNS, Store
+from sslbench.bench.store import METRIC_COLUMNS, Store, merge_results, write_result
 from sslbench.config import load_component, pretext_config, resolve_run_config
+from sslbench.data.base import Sample
 from sslbench.data.splits import k_folds, label_fraction, train_val_split
 from sslbench.engine.weights import atomic_write, load_encoder
 from sslbench.errors import ConfigError, DataError
 from sslbench.eval.postprocess import probabilities_to_instances
 from sslbench.eval.predict import predict_probabilities
 from sslbench.registry import PRETEXTS
+
+if TYPE_CHECKING:
+    from sslbench.bench.launch import LaunchOptions
+
+log = logging.getLogger("sslbench")
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,7 @@ class BenchOptions:
     unlabeled: str | None = None
     overrides: list[str] = field(default_factory=list)
     force: bool = False
+    plugins: list[str] = field(default_factory=list)  # --plugin: what a launched task loads before its job
 
     def context(self) -> dict:
         """What makes two benches comparable; the leaderboard shows one context at a time."""
@@ -254,66 +264,144 @@ def pretrained_encoder(cfg: Config, split: DataSplit, device, path: Path, pretra
     return load_encoder(path), result["seconds"]
 
 
-def run_suite(opts: BenchOptions, console: Console | None = None) -> dict:
+@dataclass(frozen=True)
+class PlannedJob:
+    """A job to run, and what a task needs to run it on its own (all of it pickles)."""
+    job: Job
+    key: str
+    pretrain_key: str
+    # first job of its (strategy, seed, fold) whose encoder is not made yet: its row carries the pretraining time
+    claims_pretraining: bool
+
+
+def plan_jobs(opts: BenchOptions, done: set[str]) -> tuple[list[PlannedJob], list[Config]]:
+    """The suite's jobs not in ``done`` (all with --force), grouped by pretraining, with their configs."""
+    plan, configs, pretrainings = [], [], set()
+    for job in opts.suite.jobs(range(opts.seeds)):
+        cfg = job_config(opts, job)
+        key, pretrain_key = job_keys(cfg, opts, job)
+        if opts.force or key not in done:
+            first = pretrain_key not in pretrainings
+            pretrainings.add(pretrain_key)
+            claims = first and not reusable_encoder(encoder_path(opts.out, job), pretrain_key)
+            plan.append(PlannedJob(job, key, pretrain_key, claims))
+            configs.append(cfg)
+    return plan, configs
+
+
+def load_data(opts: BenchOptions, cfg: Config) -> tuple[list[Sample], list[Sample] | None]:
+    """The suite's images and, with --test-data, its labelled test images."""
+    samples = load_samples(cfg.data, cfg.unlabeled)
+    if not opts.test_data:
+        return samples, None
+    from sslbench.data.detect import dataset_from_path
+    test_samples = [s for s in dataset_from_path(opts.test_data).load() if s.labelled]
+    if not test_samples:
+        raise DataError(f"--test-data {opts.test_data}: no labelled images found; it must hold annotations.")
+    return samples, test_samples
+
+
+def job_split(opts: BenchOptions, cfg: Config, job: Job, data: tuple[list[Sample], list[Sample] | None]) -> DataSplit:
+    return data_split(*data, cfg.split, job.fold, opts.suite.folds)
+
+
+def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: DataSplit, encoder: dict,
+                 pretrain_seconds: float | None, device) -> dict:
+    """Finetune from ``encoder``, score the test images, save the first one's prediction; returns the
+    job's store row."""
+    job, key = planned.job, planned.key
+    checkpoints = opts.out / "checkpoints"
+    result = finetune_phase(cfg, split, encoder, device, checkpoint_dir=checkpoints / key)
+    prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device)
+    shutil.rmtree(checkpoints / key, ignore_errors=True)  # finetune_phase removed the checkpoint; leftovers only
+    scores = result["test"]
+    return {
+        "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
+        "fold": job.fold, "seed": job.seed, "preset": opts.preset, "context": opts.context(),
+        "config": cfg.to_dict(), **{m: scores["dataset"][m] for m in METRIC_COLUMNS}, "scores": scores,
+        "test_images": len(split.test), "test_names": [s.name for s in split.test],
+        "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
+        "device": str(device), "versions": versions(), "git_commit": git_commit(),
+        "encoder": str(encoder_path(opts.out, job).relative_to(opts.out)), "prediction": prediction,
+    }
+
+
+def _task_inputs(opts: BenchOptions, planned: PlannedJob) -> tuple[Config, DataSplit]:
+    cfg = job_config(opts, planned.job)
+    if job_keys(cfg, opts, planned.job)[0] != planned.key:  # a task runs elsewhere, maybe much later
+        raise ConfigError(f"job {planned.job.label}: this task resolves another config than the bench command "
+                          "that submitted it (another sslbench version or plugin set here?); install the same "
+                          "sslbench where tasks run and re-run bench.")
+    return cfg, job_split(opts, cfg, planned.job, load_data(opts, cfg))
+
+
+def pretrain_task(opts: BenchOptions, planned: PlannedJob) -> str:
+    """A launched task: pretrain the encoder of ``planned``'s (strategy, seed, fold), or keep the one
+    already made with its config. Returns the encoder's path."""
+    cfg, split = _task_inputs(opts, planned)
+    path = encoder_path(opts.out, planned.job)
+    checkpoints = opts.out / "checkpoints"
+    pretrained_encoder(cfg, split, resolve_device(opts.device), path, planned.pretrain_key, checkpoints)
+    shutil.rmtree(checkpoints / f"pretrain-{planned.pretrain_key}", ignore_errors=True)
+    return str(path)
+
+
+def finetune_task(opts: BenchOptions, planned: PlannedJob) -> str:
+    """A launched task: one job from the encoder its pretraining task made; its row goes to
+    ``out/results/<key>.json`` (atomically) for the store to merge. Returns that file's path."""
+    cfg, split = _task_inputs(opts, planned)
+    path = encoder_path(opts.out, planned.job)
+    if not reusable_encoder(path, planned.pretrain_key):
+        raise DataError(f"{path}: missing or pretrained with another config: its pretraining task did not "
+                        f"finish (see its log in {opts.out / 'submitit'}); re-run the same bench command.")
+    seconds = json.loads(path.with_suffix(".json").read_text()).get("seconds") if planned.claims_pretraining else None
+    row = finetune_job(opts, planned, cfg, split, load_encoder(path), seconds, resolve_device(opts.device))
+    return str(write_result(opts.out, row))
+
+
+def run_suite(opts: BenchOptions, console: Console | None = None, launch: LaunchOptions | None = None,
+              warn: Callable[[str], None] = log.warning) -> dict:
     """Run every job of the suite not yet in the store; returns counts of jobs run and skipped.
 
-    A killed job leaves no row; its training resumes from ``out/checkpoints`` on the next run."""
+    In-process by default; ``launch`` (a :class:`sslbench.bench.launch.LaunchOptions`) submits the
+    jobs as submitit tasks instead. Results that earlier tasks left are merged first (``warn`` gets
+    one line per unreadable file). A killed job leaves no row; its training resumes from
+    ``out/checkpoints`` on the next run."""
     if opts.suite.folds and opts.test_data:
         raise ConfigError(f"suite {opts.suite.name} cross-validates (its folds are the test sets); drop --test-data.")
     check_strategies(opts)
     store = Store(opts.out)
+    merge_results(opts.out, warn)
     checkpoints = opts.out / "checkpoints"
     if opts.force:
         shutil.rmtree(checkpoints, ignore_errors=True)
         for encoder in (opts.out / "encoders").glob("*.json"):
             encoder.unlink()
-    done = store.done_keys()
-    plan = []
-    for job in opts.suite.jobs(range(opts.seeds)):
-        cfg = job_config(opts, job)
-        key, pretrain_key = job_keys(cfg, opts, job)
-        if opts.force or key not in done:
-            plan.append((job, cfg, key, pretrain_key))
+    plan, configs = plan_jobs(opts, store.done_keys())
     skipped = len(opts.suite.jobs(range(opts.seeds))) - len(plan)
     if not plan:
         return {"ran": 0, "skipped": skipped}
-    samples = load_samples(plan[0][1].data, plan[0][1].unlabeled)
-    test_samples = None
-    if opts.test_data:
-        from sslbench.data.detect import dataset_from_path
-        test_samples = [s for s in dataset_from_path(opts.test_data).load() if s.labelled]
-        if not test_samples:
-            raise DataError(f"--test-data {opts.test_data}: no labelled images found; it must hold annotations.")
-    splits = [data_split(samples, test_samples, cfg.split, job.fold, opts.suite.folds) for job, cfg, *_ in plan]
-    for (_, cfg, *_), split in zip(plan, splits):
+    data = load_data(opts, configs[0])
+    splits = [job_split(opts, cfg, p.job, data) for p, cfg in zip(plan, configs)]
+    for cfg, split in zip(configs, splits):
         check_inputs(cfg, split)  # fail now, not after hours of pretraining
+    if launch is not None and launch.launcher != "none":
+        from sslbench.bench.launch import submit
+        return {"skipped": skipped, **submit(opts, plan, launch, console, warn)}
     device = resolve_device(opts.device)
-    context, commit, libs = opts.context(), git_commit(), versions()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     encoders: dict[str, tuple[dict, float | None]] = {}
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(f"{opts.suite.name} ({skipped} already done)", total=len(plan))
-        for (job, cfg, key, pretrain_key), split in zip(plan, splits):
-            progress.update(task, description=f"{opts.suite.name}: {job.label}")
-            path = encoder_path(opts.out, job)
-            if pretrain_key not in encoders:  # one pretraining per (strategy, seed, fold)
-                encoders = {pretrain_key: pretrained_encoder(cfg, split, device, path, pretrain_key, checkpoints)}
-            state, pretrain_seconds = encoders[pretrain_key]
-            result = finetune_phase(cfg, split, state, device, checkpoint_dir=checkpoints / key)
-            prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device)
-            scores = result["test"]
-            store.add({
-                "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
-                "fold": job.fold, "seed": job.seed, "preset": opts.preset, "context": context,
-                "config": cfg.to_dict(), **{m: scores["dataset"][m] for m in METRIC_COLUMNS}, "scores": scores,
-                "test_images": len(split.test), "test_names": [s.name for s in split.test],
-                "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
-                "device": str(device), "versions": libs, "git_commit": commit,
-                "encoder": str(path.relative_to(opts.out)), "prediction": prediction,
-            })
-            shutil.rmtree(checkpoints / key, ignore_errors=True)
-            encoders[pretrain_key] = (state, None)  # later jobs reuse it: their pretraining cost is nil
+        for planned, cfg, split in zip(plan, configs, splits):
+            progress.update(task, description=f"{opts.suite.name}: {planned.job.label}")
+            if planned.pretrain_key not in encoders:  # one pretraining per (strategy, seed, fold)
+                encoders = {planned.pretrain_key: pretrained_encoder(
+                    cfg, split, device, encoder_path(opts.out, planned.job), planned.pretrain_key, checkpoints)}
+            state, pretrain_seconds = encoders[planned.pretrain_key]
+            store.add(finetune_job(opts, planned, cfg, split, state, pretrain_seconds, device))
+            encoders[planned.pretrain_key] = (state, None)  # later jobs reuse it: their pretraining cost is nil
             progress.advance(task)
         progress.update(task, description=f"{opts.suite.name}: finished")
     shutil.rmtree(checkpoints, ignore_errors=True)

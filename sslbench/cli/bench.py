@@ -4,17 +4,45 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from sslbench.cli.app import app, console
+from sslbench.cli.app import app, console, warn
 from sslbench.cli.run import attach_log_file, load_plugins_for_cli
 from sslbench.errors import ConfigError
 from sslbench.registry import load_builtins
 
+if TYPE_CHECKING:
+    from sslbench.bench.launch import LaunchOptions
+
 
 def _absolute(path: Path | None) -> str | None:
     return None if path is None else str(path.resolve())
+
+
+def _plugin_for_tasks(spec: str) -> str:
+    """A plugin file by its absolute path: a launched task may start in another folder."""
+    return str(Path(spec).resolve()) if spec.endswith(".py") or Path(spec).is_file() else spec
+
+
+def _launch_options(launcher: str, partition: str | None, time: int | None, gpus: int | None, cpus: int | None,
+                    args: list[str]) -> LaunchOptions:
+    from sslbench.bench.launch import LaunchOptions, check_launcher, slurm_args
+
+    given = {"--slurm-partition": partition, "--slurm-time": time, "--slurm-gpus": gpus, "--slurm-cpus": cpus,
+             "--slurm-arg": args or None}
+    stray = [name for name, value in given.items() if value is not None]
+    if launcher != "slurm" and stray:
+        raise ConfigError(f"{stray[0]} applies to --launcher slurm only; add --launcher slurm or drop it.")
+    for name, value, least in (("--slurm-time", time, 1), ("--slurm-gpus", gpus, 0), ("--slurm-cpus", cpus, 1)):
+        if value is not None and value < least:
+            raise ConfigError(f"{name} must be >= {least}, got {value}.")
+    defaults = LaunchOptions()
+    launch = LaunchOptions(launcher, partition, defaults.slurm_time if time is None else time,
+                           defaults.slurm_gpus if gpus is None else gpus, cpus, slurm_args(args))
+    check_launcher(launch)
+    return launch
 
 
 @app.command()
@@ -37,6 +65,16 @@ def bench(
     set_: list[str] = typer.Option([], "--set", help="Override a config value in every job: KEY=VALUE. "
                                    "pretext.* keys reach only the strategies that take them "
                                    "(pretext.weights=resnet101.pth for imagenet)."),
+    launcher: str = typer.Option("none", help="none: run the jobs in this process. slurm: submit them as SLURM "
+                                 "job arrays through submitit (one task per pretraining, its finetunings after "
+                                 "it) and return; `sslbench leaderboard` shows the results later. local: the "
+                                 "same tasks as processes on this machine, all at once; waits for them."),
+    slurm_partition: str = typer.Option(None, help="SLURM partition for every task (--launcher slurm)."),
+    slurm_time: int = typer.Option(None, help="Time limit per SLURM task in minutes (default 1440)."),
+    slurm_gpus: int = typer.Option(None, help="GPUs per SLURM task (default 1)."),
+    slurm_cpus: int = typer.Option(None, help="CPUs per SLURM task (default: the cluster's)."),
+    slurm_arg: list[str] = typer.Option([], help="Any other sbatch option as KEY=VALUE (mem=64G, account=lab, "
+                                        "qos=high …)."),
 ) -> None:
     """Run a benchmark suite; finished jobs in --out are skipped, so re-running resumes."""
     from sslbench.bench.leaderboard import suite_leaderboard, to_rich, write_board
@@ -46,18 +84,27 @@ def bench(
     load_plugins_for_cli(plugin)
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}.")
+    launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg)
     options = BenchOptions(load_suite(suite, folds, skip), out, preset, backbone, device, seeds, _absolute(data),
-                           _absolute(test_data), _absolute(unlabeled), list(set_), force)
+                           _absolute(test_data), _absolute(unlabeled), list(set_), force,
+                           [_plugin_for_tasks(p) for p in plugin])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {out} ({exc.strerror}); pass a writable --out.") from None
     handler = attach_log_file(out / "log.txt")
     try:
-        summary = run_suite(options, console)
+        summary = run_suite(options, console, launch, warn)
     finally:
         logging.getLogger("sslbench").removeHandler(handler)
         handler.close()
+    if "job_ids" in summary:
+        ids = summary["job_ids"]
+        console.print(f"Submitted {summary['submitted']} jobs to SLURM ({summary['skipped']} already done) as SLURM "
+                      f"jobs {' '.join(ids)} (squeue -j {','.join(ids)}); logs in {out / 'submitit'}. Once they "
+                      f"have finished: sslbench leaderboard --suite {suite} --out {out}", highlight=False,
+                      soft_wrap=True)
+        return
     console.print(f"{summary['ran']} jobs run, {summary['skipped']} already done (skipped).")
     board = suite_leaderboard(out, options.suite)
     console.print(to_rich(board))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sslbench.cli.app import app, console
+from sslbench.cli.app import app, console, warn
 
 
 @app.command()
@@ -17,7 +17,9 @@ def figures(
 ) -> None:
     """AJI vs label fraction (Table 1), GT/scratch/SSL overlays (Fig. 4), density maps (Fig. 3)."""
     from sslbench.bench.figures import make_figures
+    from sslbench.bench.store import merge_results
 
+    merge_results(out, warn)  # results of launched tasks not merged yet
     for name, result in make_figures(out, suite).items():
         console.print(f"{name}: {result}" if isinstance(result, Path) else f"{name}: skipped — {result}",
                       highlight=False, soft_wrap=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sslbench.cli.app import app, console
+from sslbench.cli.app import app, console, warn
 from sslbench.errors import ConfigError
 
 FORMATS = ("rich", "md", "csv")
@@ -20,12 +20,15 @@ def leaderboard(
     aggregation: str = typer.Option("dataset", help="dataset (sum C, U over test images, as MoNuSeg) or "
                                                     "per_image_mean."),
 ) -> None:
-    """Print a suite's leaderboard and write leaderboard-<suite>.md/.csv beside the database."""
+    """Print a suite's leaderboard and write leaderboard-<suite>.md/.csv beside the database (after
+    merging the results that launched tasks left in --out)."""
     from sslbench.bench.leaderboard import suite_leaderboard, to_csv, to_markdown, to_rich, write_board
+    from sslbench.bench.store import merge_results
     from sslbench.bench.suites import load_suite
 
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got '{format}'.")
+    merge_results(out, warn)
     board = suite_leaderboard(out, load_suite(suite), aggregation)
     write_board(board, out, suite if aggregation == "dataset" else f"{suite}-{aggregation}")
     if format == "rich":

@@ -87,6 +87,9 @@ def test_job_keys_share_pretraining_across_fractions_but_not_folds_or_seeds(tmp_
     cuda = BenchOptions(opts.suite, tmp_path, backbone="resnet18", device="cuda")
     job = Job("scratch", 1.0, 0, 0)
     assert job_keys(job_config(cuda, job), cuda, job) == keys[job]  # where it runs is not what it is
+    fast = BenchOptions(opts.suite, tmp_path, backbone="resnet18", overrides=["engine.compile=True"])
+    assert job_keys(job_config(fast, job), fast, job) == keys[job]  # nor how fast
+    assert fast.context() == opts.context()  # so its rows share one leaderboard
     steps = BenchOptions(opts.suite, tmp_path, backbone="resnet18", overrides=["finetune.steps=7"])
     assert job_keys(job_config(steps, job), steps, job)[1] == pre  # finetune-only change: same encoder
     assert job_keys(job_config(steps, job), steps, job)[0] != full

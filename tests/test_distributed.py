@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from sslbench.bench.store import Store
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.eval.evaluate import evaluate
@@ -54,11 +55,13 @@ def test_ddp_training_and_sharded_evaluation_match_one_process(tmp_path):
             assert seen["scores"][mode][metric] == pytest.approx(value, abs=1e-9), (mode, metric)
 
 
+TINY = ["--backbone", "resnet18", "--device", "cpu", "--set", "pretrain.steps=2", "--set", "finetune.steps=2",
+        "--set", "pretrain.log_every=1", "--set", "data.num_images=6", "--set", "data.size=160"]
+
+
 @pytest.mark.slow
 def test_torchrun_sslbench_run_writes_one_run_folder_like_a_single_process(tmp_path):
-    tiny = ["--pretext", "instance_aware", "--backbone", "resnet18", "--device", "cpu",
-            "--set", "pretrain.steps=2", "--set", "finetune.steps=2", "--set", "pretrain.log_every=1",
-            "--set", "data.num_images=6", "--set", "data.size=160"]
+    tiny = ["--pretext", "instance_aware", *TINY]
     result = torchrun("-m", "sslbench", "run", *tiny, "--out", str(tmp_path / "ddp"), cwd=tmp_path)
     assert result.stdout.count("sslbench run — instance_aware") == 1  # rank 0 alone prints
     single = subprocess.run([sys.executable, "-m", "sslbench", "run", *tiny, "--out", str(tmp_path / "one")],
@@ -74,3 +77,19 @@ def test_torchrun_sslbench_run_writes_one_run_folder_like_a_single_process(tmp_p
     log = (tmp_path / "ddp" / "log.txt").read_text()
     assert log.count("pretrain instance_aware step 1/2") == 1  # one log writer, not two
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+@pytest.mark.slow
+def test_torchrun_sslbench_bench_writes_one_row_per_job(tmp_path):
+    out = tmp_path / "bench"
+    args = ["-m", "sslbench", "bench", "--suite", "table3", "--skip", "instance_aware_st", "--skip",
+            "instance_aware_cr", "--out", str(out), *TINY]
+    first = torchrun(*args, cwd=tmp_path)
+    assert first.stdout.count("2 jobs run, 0 already done") == 1  # rank 0 alone reports
+    rows = Store(out).rows()
+    assert sorted(row["strategy"] for row in rows) == ["instance_aware", "scratch"]
+    assert all(math.isfinite(row["aji"]) and row["prediction"] for row in rows)
+    assert sorted(p.name for p in (out / "encoders").glob("*.safetensors")) == [
+        "instance_aware-s0.safetensors", "scratch-s0.safetensors"]
+    again = torchrun(*args, cwd=tmp_path)
+    assert "0 jobs run, 2 already done" in again.stdout and len(Store(out).rows()) == 2

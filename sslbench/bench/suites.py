@@ -37,6 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import sslbench
 from sslbench.bench.job import (
+    EXECUTION_KEYS,
     DataSplit,
     check_inputs,
     finetune_phase,
@@ -49,6 +50,7 @@ from sslbench.bench.store import METRIC_COLUMNS, Store, merge_results, write_res
 from sslbench.config import load_component, pretext_config, resolve_run_config
 from sslbench.data.base import Sample
 from sslbench.data.splits import k_folds, label_fraction, train_val_split
+from sslbench.engine import distributed
 from sslbench.engine.weights import atomic_write, load_encoder
 from sslbench.errors import ConfigError, DataError
 from sslbench.eval.postprocess import probabilities_to_instances
@@ -135,7 +137,8 @@ class BenchOptions:
     def context(self) -> dict:
         """What makes two benches comparable; the leaderboard shows one context at a time."""
         return {"preset": self.preset, "backbone": self.backbone, "data": self.data, "test_data": self.test_data,
-                "unlabeled": self.unlabeled, "overrides": sorted(self.overrides), "folds": self.suite.folds}
+                "unlabeled": self.unlabeled, "folds": self.suite.folds,
+                "overrides": sorted(o for o in self.overrides if o.partition(".")[0] not in EXECUTION_KEYS)}
 
 
 def config_hash(content: dict) -> str:
@@ -157,9 +160,9 @@ def job_config(opts: BenchOptions, job: Job) -> Config:
 
 
 def job_keys(cfg: Config, opts: BenchOptions, job: Job) -> tuple[str, str]:
-    """(job key, pretraining key). The device is left out: where a job ran does not change what it is.
-    The pretraining key leaves out everything that only finetuning reads."""
-    content = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+    """(job key, pretraining key). Device and engine settings are left out: where and how fast a job
+    ran does not change what it is. The pretraining key leaves out everything only finetuning reads."""
+    content = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KEYS}
     content.update(fold=job.fold, folds=opts.suite.folds, test_data=opts.test_data)
     pretraining = {k: v for k, v in content.items() if k not in ("finetune", "evaluation")}
     pretraining["split"] = {k: v for k, v in content["split"].items() if k != "label_fraction"}
@@ -257,10 +260,13 @@ def pretrained_encoder(cfg: Config, split: DataSplit, device, path: Path, pretra
     if reusable_encoder(path, pretrain_key):
         return load_encoder(path), None
     sidecar = path.with_suffix(".json")
-    sidecar.unlink(missing_ok=True)
+    if distributed.is_main():
+        sidecar.unlink(missing_ok=True)
+    distributed.barrier()  # no process may see the old sidecar once pretraining starts
     result = pretrain_phase(cfg, split, device, path, checkpoint_dir=checkpoints / f"pretrain-{pretrain_key}")
-    metadata = dict(json.loads(sidecar.read_text()), config_hash=pretrain_key)
-    atomic_write(sidecar, lambda tmp: tmp.write_text(json.dumps(metadata, indent=2, default=str)))
+    if distributed.is_main():
+        metadata = dict(json.loads(sidecar.read_text()), config_hash=pretrain_key)
+        atomic_write(sidecar, lambda tmp: tmp.write_text(json.dumps(metadata, indent=2, default=str)))
     return load_encoder(path), result["seconds"]
 
 
@@ -312,8 +318,10 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
     job, key = planned.job, planned.key
     checkpoints = opts.out / "checkpoints"
     result = finetune_phase(cfg, split, encoder, device, checkpoint_dir=checkpoints / key)
-    prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device)
-    shutil.rmtree(checkpoints / key, ignore_errors=True)  # finetune_phase removed the checkpoint; leftovers only
+    prediction = None
+    if distributed.is_main():  # under torchrun the other processes only helped train and score
+        prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device)
+        shutil.rmtree(checkpoints / key, ignore_errors=True)  # finetune_phase removed the checkpoint; leftovers only
     scores = result["test"]
     return {
         "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
@@ -370,13 +378,20 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
     if opts.suite.folds and opts.test_data:
         raise ConfigError(f"suite {opts.suite.name} cross-validates (its folds are the test sets); drop --test-data.")
     check_strategies(opts)
-    store = Store(opts.out)
-    merge_results(opts.out, warn)
+    if distributed.launched() and launch is not None and launch.launcher != "none":
+        raise ConfigError("--launcher starts its own processes; run it without torchrun.")
     checkpoints = opts.out / "checkpoints"
-    if opts.force:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        for encoder in (opts.out / "encoders").glob("*.json"):
-            encoder.unlink()
+    if distributed.is_main():
+        Store(opts.out)
+        merge_results(opts.out, warn)
+        if opts.force:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+            for encoder in (opts.out / "encoders").glob("*.json"):
+                encoder.unlink()
+    if distributed.launched():
+        resolve_device(opts.device)  # joins the process group: every process must plan the same jobs
+        distributed.barrier()
+    store = Store(opts.out)
     plan, configs = plan_jobs(opts, store.done_keys())
     skipped = len(opts.suite.jobs(range(opts.seeds))) - len(plan)
     if not plan:
@@ -400,9 +415,12 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
                 encoders = {planned.pretrain_key: pretrained_encoder(
                     cfg, split, device, encoder_path(opts.out, planned.job), planned.pretrain_key, checkpoints)}
             state, pretrain_seconds = encoders[planned.pretrain_key]
-            store.add(finetune_job(opts, planned, cfg, split, state, pretrain_seconds, device))
+            row = finetune_job(opts, planned, cfg, split, state, pretrain_seconds, device)
+            if distributed.is_main():
+                store.add(row)
             encoders[planned.pretrain_key] = (state, None)  # later jobs reuse it: their pretraining cost is nil
             progress.advance(task)
         progress.update(task, description=f"{opts.suite.name}: finished")
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    if distributed.is_main():
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return {"ran": len(plan), "skipped": skipped}

@@ -61,6 +61,8 @@ def bench(
     out: Path = typer.Option(Path("bench"), help="Output folder: results.sqlite, encoders/, leaderboards."),
     skip: list[str] = typer.Option([], help="Leave a strategy of the suite out (e.g. imagenet without weights)."),
     force: bool = typer.Option(False, help="Re-run finished jobs and re-pretrain encoders."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the encoder and ResUNet "
+                                  "(minutes of compilation; pays off on long GPU runs)."),
     plugin: list[str] = typer.Option([], help="Extra plugin: a .py file or an importable module."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value in every job: KEY=VALUE. "
                                    "pretext.* keys reach only the strategies that take them "
@@ -86,7 +88,8 @@ def bench(
         raise ConfigError(f"--seeds must be >= 1, got {seeds}.")
     launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg)
     options = BenchOptions(load_suite(suite, folds, skip), out, preset, backbone, device, seeds, _absolute(data),
-                           _absolute(test_data), _absolute(unlabeled), list(set_), force,
+                           _absolute(test_data), _absolute(unlabeled),
+                           [*set_, *(["engine.compile=True"] if compile_ else [])], force,
                            [_plugin_for_tasks(p) for p in plugin])
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -54,3 +54,21 @@ def test_bad_path_is_one_line_exit_2(tmp_path):
                              str(tmp_path / "nope")], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'nope'}: no such folder; check the path."
+
+
+def test_convert_rasterises_monuseg_into_a_folder_dataset_with_the_same_samples(tmp_path):
+    from sslbench.data.detect import dataset_from_path
+    source = monuseg(tmp_path)
+    out = tmp_path / "converted"
+    result = CliRunner().invoke(app, ["data", "convert", str(source), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 images (1 with label maps)" in result.stdout
+    converted = dataset_from_path(out)
+    assert converted.format == "folder"
+    for original, copy in zip(dataset_from_path(source).load(), converted.load(), strict=True):
+        assert copy.name == original.name and np.array_equal(copy.image, original.image)
+        assert (copy.labels is None) == (original.labels is None)
+        if original.labels is not None:
+            assert np.array_equal(copy.labels, original.labels)
+    again = CliRunner().invoke(app, ["data", "convert", str(source), "--out", str(out)])
+    assert again.exit_code != 0 and "is not empty" in str(again.exception)

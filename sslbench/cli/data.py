@@ -1,4 +1,5 @@
-"""``sslbench data inspect|render``: check a data folder before training on it."""
+"""``sslbench data inspect|render|convert``: check a data folder before training on it, or convert it
+to the plain images/ + labels/ folder format."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from sslbench.data.detect import FORMATS, dataset_from_path
 from sslbench.data.io import FileDataset, count_nuclei, write_label_map
 from sslbench.errors import ConfigError
 
-data_app = typer.Typer(no_args_is_help=True, help="Inspect a data folder, or render its labels for checking.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect a data folder, render its labels for checking, "
+                                                 "or convert it to images/ + labels/.")
 app.add_typer(data_app, name="data")
 
 OVERLAY_COLOUR = (0, 255, 0)  # green: stands out on pink/purple H&E
@@ -94,16 +96,13 @@ def render(
     """Write each labelled image's instance map (16-bit PNG, TIFF above 65535 ids) and an outline overlay."""
     with _warnings_to_stderr():
         dataset = dataset_from_path(path, format)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create {out} ({exc.strerror}); pass a writable --out.") from None
+        _make_folder(out)
         written = unlabelled = 0
         for sample in _samples(dataset, "rendering"):
             if sample.labels is None:
                 unlabelled += 1
                 continue
-            stem = out / re.sub(r"[^\w.-]", "_", sample.name)  # nested unlabeled names hold '/'
+            stem = out / _file_stem(sample.name)
             write_label_map(stem.with_name(stem.name + "_labels"), sample.labels)
             outlined = overlay(sample.image, sample.labels)
             Image.fromarray(outlined).save(stem.with_name(stem.name + "_overlay.png"))
@@ -111,3 +110,39 @@ def render(
     console.print(f"wrote label maps and overlays for {written} labelled images to {out}"
                   + (f"; {unlabelled} unlabelled images have nothing to render" if unlabelled else ""),
                   highlight=False)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {folder} ({exc.strerror}); pass a writable --out.") from None
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^\w.-]", "_", name)  # nested unlabeled names hold '/'
+
+
+@data_app.command("convert")
+def convert(
+    path: Path = typer.Argument(..., help="Data folder in any supported format (e.g. MoNuSeg with XML)."),
+    out: Path = typer.Option(..., "--out", help="New folder: images/<name>.png and labels/<name>.png|tif."),
+    format: str = typer.Option(None, "--format", help=_FORMAT_HELP),
+) -> None:
+    """Rewrite a dataset as lossless PNG images + instance label maps (the folder format): XML is
+    rasterised once, and the copy is smaller than LZW TIFFs. Unlabelled images keep no label map."""
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} is not empty; pass a new --out (nothing is overwritten).")
+    with _warnings_to_stderr():
+        dataset = dataset_from_path(path, format)
+        for sub in ("images", "labels"):
+            _make_folder(out / sub)
+        labelled = 0
+        for sample in _samples(dataset, "converting"):
+            stem = _file_stem(sample.name)
+            Image.fromarray(sample.image).save(out / "images" / f"{stem}.png", compress_level=9)
+            if sample.labels is not None:
+                write_label_map(out / "labels" / stem, sample.labels)
+                labelled += 1
+    console.print(f"wrote {len(dataset)} images ({labelled} with label maps) to {out}; "
+                  f"use it as --data {out}", highlight=False)

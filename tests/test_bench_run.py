@@ -12,9 +12,9 @@ from data_helpers import write_folder_set
 from sslbench.bench.store import Store
 from sslbench.cli import app
 from sslbench.data.synthetic import Synthetic
+from tiny import tiny_args
 
-TINY = ["--backbone", "resnet18", "--set", "data.num_images=6", "--set", "data.size=160",
-        "--set", "pretrain.steps=2", "--set", "finetune.steps=2"]
+TINY = tiny_args()
 
 
 def rows_in(out):

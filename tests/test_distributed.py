@@ -20,6 +20,7 @@ from sslbench.models import build_segmenter
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_reference import BACKBONE, HEAD, linear_problem  # noqa: E402
+from tiny import tiny_args  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -55,8 +56,7 @@ def test_ddp_training_and_sharded_evaluation_match_one_process(tmp_path):
             assert seen["scores"][mode][metric] == pytest.approx(value, abs=1e-9), (mode, metric)
 
 
-TINY = ["--backbone", "resnet18", "--device", "cpu", "--set", "pretrain.steps=2", "--set", "finetune.steps=2",
-        "--set", "pretrain.log_every=1", "--set", "data.num_images=6", "--set", "data.size=160"]
+TINY = tiny_args({"pretrain.log_every": 1})
 
 
 @pytest.mark.slow

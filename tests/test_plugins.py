@@ -14,13 +14,12 @@ from typer.testing import CliRunner
 
 from sslbench.cli import app
 from sslbench.registry import PRETEXTS
+from tiny import tiny_args
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sslbench-simclr"
 SSLBENCH = Path(sys.executable).parent / "sslbench"
-# the smoke preset, shrunk so a whole run stays in seconds on a shared 2-core machine
-TINY_RUN = ["--preset", "smoke", "--backbone", "resnet18", "--device", "cpu"] + [
-    arg for item in ("pretrain.steps=3", "finetune.steps=3", "data.num_images=6", "data.size=128",
-                     "pretext.crop=64", "finetune.crop=64", "evaluation.tile=128") for arg in ("--set", item)]
+TINY_RUN = ["--preset", "smoke", *tiny_args({"pretrain.steps": 3, "finetune.steps": 3, "data.size": 128,
+                                             "pretext.crop": 64, "finetune.crop": 64, "evaluation.tile": 128})]
 
 PLUGIN_SOURCE = '''
 from sslbench.pretext.rotnet import RotNet

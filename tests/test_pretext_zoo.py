@@ -24,6 +24,7 @@ from sslbench.pretext.colorme import ColorMe
 from sslbench.pretext.imagenet import ImageNet
 from sslbench.pretext.jigsaw import Jigsaw, permutation_set
 from sslbench.pretext.rotnet import RotNet
+from tiny import tiny_args
 
 RESNET18 = dict(type="SmpEncoder", name="resnet18")
 CHANNELS = (3, 64, 64, 128, 256, 512)
@@ -181,11 +182,8 @@ def test_every_zoo_task_has_a_described_config():
         assert resolve_run_config(name, preset="smoke").pretext["crop"] == 128  # the preset scales crop
 
 
-TINY = ["--preset", "smoke", "--backbone", "resnet18", "--device", "cpu",
-        "--set", "data.num_images=6", "--set", "data.size=128",
-        "--set", "pretrain.steps=2", "--set", "pretrain.batch_size=2",
-        "--set", "finetune.steps=2", "--set", "finetune.crop=64", "--set", "finetune.batch_size=2",
-        "--set", "evaluation.tile=128", "--set", "evaluation.overlap=0"]
+TINY = ["--preset", "smoke", *tiny_args({"data.size": 128, "pretrain.batch_size": 2, "finetune.crop": 64,
+                                         "finetune.batch_size": 2, "evaluation.tile": 128, "evaluation.overlap": 0})]
 
 
 @pytest.mark.slow

@@ -19,14 +19,13 @@ from sslbench.cli import app
 from sslbench.engine.checkpoint import Checkpoint
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.errors import ConfigError
+from tiny import tiny_args
 
 # A real instance-aware pretraining + finetuning, as small as it gets: 96² images, 64² crops.
-FAST = ["--pretext", "instance_aware", "--backbone", "resnet18", "--device", "cpu",
-        "--set", "data.num_images=6", "--set", "data.size=96", "--set", "pretext.crop=64",
-        "--set", "pretext.neg_scales=(48, 32)", "--set", "finetune.crop=64", "--set", "finetune.batch_size=2",
-        "--set", "pretrain.steps=4", "--set", "finetune.steps=4", "--set", "pretrain.log_every=1",
-        "--set", "finetune.log_every=1", "--set", "pretrain.checkpoint_every=2",
-        "--set", "finetune.checkpoint_every=2"]
+FAST = ["--pretext", "instance_aware", *tiny_args({
+    "data.size": 96, "pretext.crop": 64, "pretext.neg_scales": "(48, 32)", "finetune.crop": 64,
+    "finetune.batch_size": 2, "pretrain.steps": 4, "finetune.steps": 4, "pretrain.log_every": 1,
+    "finetune.log_every": 1, "pretrain.checkpoint_every": 2, "finetune.checkpoint_every": 2})]
 CLI = [sys.executable, "-c", "from sslbench.cli import main; main()", "run"]
 
 

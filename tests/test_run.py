@@ -10,10 +10,10 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from sslbench.cli import app
+from tiny import tiny_args
 
-TINY_SCHEDULE = ["--backbone", "resnet18", "--set", "pretrain.steps=2", "--set", "finetune.steps=2",
-                 "--set", "finetune.log_every=1"]
-TINY = [*TINY_SCHEDULE, "--set", "data.num_images=6", "--set", "data.size=160"]
+TINY = tiny_args({"finetune.log_every": 1})
+TINY_SCHEDULE = tiny_args({"finetune.log_every": 1, "data.num_images": None, "data.size": None})
 
 
 @pytest.mark.slow

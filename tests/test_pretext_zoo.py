@@ -24,6 +24,7 @@ from sslbench.pretext.colorme import ColorMe
 from sslbench.pretext.imagenet import ImageNet
 from sslbench.pretext.jigsaw import Jigsaw, permutation_set
 from sslbench.pretext.rotnet import RotNet
+from sslbench.registry import PRETEXTS, build
 from tiny import tiny_args
 
 RESNET18 = dict(type="SmpEncoder", name="resnet18")
@@ -119,6 +120,16 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(images, make):
     with torch.no_grad():
         after = pretext(encoder, batch)["loss"]
     assert math.isfinite(before.item()) and after.item() < before.item()
+
+
+@pytest.mark.parametrize("name", [n for n in pretext_names() if n not in ("scratch", "imagenet")])
+def test_every_parameter_gets_a_gradient_so_ddp_needs_no_unused_parameter_search(images, name):
+    cfg = resolve_run_config(name, preset="smoke", backbone="resnet18")
+    encoder = build_encoder(cfg.backbone)
+    pretext = build(PRETEXTS, cfg.pretext, encoder_channels=encoder.out_channels)
+    pretext(encoder, pretext.sample(images, 2, generator()))["loss"].backward()
+    missing = [n for n, p in [*encoder.named_parameters(), *pretext.named_parameters()] if p.grad is None]
+    assert not missing, f"{name}: parameters outside the loss: {missing}"
 
 
 # --- ImageNet init -----------------------------------------------------------------------------

@@ -53,7 +53,9 @@ class InstanceAware(Pretext):
         self.margin_st, self.margin_cr, self.use_st, self.use_cr = margin_st, margin_cr, use_st, use_cr
         self.min_image_size = crop
         self.embed = nn.Linear(self.encoder_channels[-1], embed_dim)
-        self.count = nn.Linear(embed_dim, 1)  # f: a 1×1 "fully convolutional" map on the pooled z
+        # f: a 1×1 "fully convolutional" map on the pooled z; absent without L_CR, so that every
+        # parameter gets a gradient (DDP requires it)
+        self.count = nn.Linear(embed_dim, 1) if use_cr else None
 
     def sample(self, images, batch_size, generator):
         size = self.crop

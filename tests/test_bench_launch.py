@@ -6,13 +6,15 @@ stand-in script on PATH answers like the real one (no cluster here)."""
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 from typer.testing import CliRunner
 
-from sslbench.bench.launch import LaunchOptions, local_parameters, slurm_args, slurm_parameters
+from sslbench.bench.launch import (LaunchOptions, free_gpu, local_parameters, slurm_args, slurm_parameters,
+                                   visible_gpus)
 from sslbench.bench.store import RESULTS_FOLDER, Store, write_result
 from sslbench.cli import app
 from sslbench.errors import ConfigError
@@ -28,6 +30,17 @@ def bench(out, *extra):
     return [sys.executable, "-c", "from sslbench.cli import main; main()", "bench", *SUITE, "--out", str(out), *extra]
 
 
+def task_spans(folder):
+    """(submitted, finished, pretrain|finetune) per local task, by submission: when its pickle was
+    written (before its process started) and its result (at its end, failed or not)."""
+    spans = []
+    for submitted in folder.glob("*_submitted.pkl"):
+        job = submitted.name.split("_")[0]
+        kind = re.search(r"^(pretrain|finetune)_task: ", (folder / f"{job}_0_log.out").read_text(), re.M)[1]
+        spans.append((submitted.stat().st_mtime, (folder / f"{job}_0_result.pkl").stat().st_mtime, kind))
+    return sorted(spans)
+
+
 @pytest.mark.slow
 def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp_path):
     runner = CliRunner()
@@ -38,7 +51,8 @@ def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp
 
     out = tmp_path / "local"
     (out / "predictions" / f"{scratch}.npz").mkdir(parents=True)  # scratch's finetuning task cannot save
-    failed = subprocess.run(bench(out, "--launcher", "local"), capture_output=True, text=True, timeout=900)
+    failed = subprocess.run(bench(out, "--launcher", "local", "--local-parallel", "1"), capture_output=True,
+                            text=True, timeout=900)
     assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
     error = failed.stderr.strip().splitlines()[-1]
     assert error.startswith(f"error: 1 of 4 tasks failed; first: scratch 100 % seed 0 (job key {scratch}): "
@@ -67,6 +81,11 @@ def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp
     assert again.exit_code == 0 and "0 jobs run, 2 already done (skipped)" in again.output
     tasks = len(list((out / "submitit").glob("*_submitted.pkl")))
     assert tasks == 4 + 2  # the first submission's four tasks and the resumed one's two; none now
+    # one task at a time (--local-parallel 1, then the default without a GPU): each is submitted after
+    # the one before has finished, a group's finetuning right after its pretraining
+    spans = task_spans(out / "submitit")
+    assert [kind for _, _, kind in spans] == ["pretrain", "finetune"] * 3
+    assert all(start < end < next_start for (start, end, _), (next_start, _, _) in zip(spans, spans[1:])), spans
 
     (out / "results.sqlite").unlink()  # results written by tasks but never merged
     board = runner.invoke(app, ["leaderboard", "--suite", "table3", "--out", str(out), "--format", "csv"])
@@ -128,8 +147,24 @@ def test_slurm_parameters_put_finetuning_after_its_pretraining():
     assert plain == {"name": "x", "timeout_min": 1440, "slurm_additional_parameters": {}}
     with pytest.raises(ConfigError, match="--slurm-arg mem: expected KEY=VALUE"):
         slurm_args(["mem"])
-    assert local_parameters({})["local_setup"] == ["unset CUDA_VISIBLE_DEVICES"]
-    assert local_parameters({"CUDA_VISIBLE_DEVICES": "2,3"})["local_setup"] == ["export CUDA_VISIBLE_DEVICES=2,3"]
+
+
+def test_each_local_task_sees_one_gpu_handed_back_when_it_finishes():
+    assert visible_gpus("auto", {}, 2) == ["0", "1"]
+    assert visible_gpus("cuda", {"CUDA_VISIBLE_DEVICES": "3, 1"}, 2) == ["3", "1"]
+    assert visible_gpus("auto", {"CUDA_VISIBLE_DEVICES": "GPU-8f2e,bad,2"}, 1) == ["GPU-8f2e"]  # CUDA's count
+    assert visible_gpus("auto", {}, 0) == visible_gpus("cpu", {}, 2) == visible_gpus("cuda:1", {}, 2) == []
+
+    def setup(busy, gpus=("3", "1")):  # busy: the GPU of each running task
+        return local_parameters({"CUDA_VISIBLE_DEVICES": "3,1"}, free_gpu(list(gpus), busy))["local_setup"]
+
+    assert setup([]) == ["export CUDA_VISIBLE_DEVICES=3"]
+    assert setup(["3"]) == ["export CUDA_VISIBLE_DEVICES=1"]
+    assert setup(["1"]) == ["export CUDA_VISIBLE_DEVICES=3"]  # 3's task finished and gave it back
+    assert setup(["3", "1", "3"]) == ["export CUDA_VISIBLE_DEVICES=1"]  # more tasks than GPUs: the least used
+    # no GPUs to hand out: every task sees what bench sees
+    assert setup([], gpus=()) == ["export CUDA_VISIBLE_DEVICES=3,1"]
+    assert local_parameters({}, free_gpu([], []))["local_setup"] == ["unset CUDA_VISIBLE_DEVICES"]
 
 
 SBATCH = """#!/bin/sh
@@ -180,5 +215,8 @@ def test_launcher_options_are_checked_before_any_work(tmp_path, monkeypatch):
                                                  "--launcher slurm or drop it.")
     assert error("--launcher", "pbs").startswith("--launcher must be one of none, local, slurm")
     assert error("--launcher", "slurm", "--slurm-time", "0") == "--slurm-time must be >= 1, got 0."
+    assert error("--local-parallel", "2") == ("--local-parallel applies to --launcher local only; add --launcher "
+                                              "local or drop it.")
+    assert error("--launcher", "local", "--local-parallel", "0") == "--local-parallel must be >= 1, got 0."
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     assert error("--launcher", "slurm").startswith("--launcher slurm: no sbatch on this machine")

@@ -5,9 +5,10 @@ One task per (strategy, seed, fold) pretrains its encoder; one task per job fine
 writes its row as ``out/results/<key>.json``, which the store merges (tasks never share the
 database). On SLURM the pretraining tasks are one array and each group's finetuning tasks another,
 held by ``--dependency=afterok:<its pretraining task>``; bench returns once they are queued. The
-local executor knows no dependencies, so bench submits a group's finetuning tasks when its
-pretraining task has finished, waits for all of them and merges. Submission files, pickled tasks
-and logs live in ``out/submitit``.
+local executor knows no dependencies or limits, so bench schedules the tasks itself: at most
+``--local-parallel`` at a time (default: one per visible GPU, each task on its own GPU), a group's
+finetuning tasks once its pretraining task has succeeded; it waits for all of them and merges.
+Submission files, pickled tasks and logs live in ``out/submitit``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,6 +47,7 @@ class LaunchOptions:
     slurm_gpus: int = 1  # per task
     slurm_cpus: int | None = None  # per task
     slurm_args: dict[str, str] = field(default_factory=dict)  # any other sbatch option
+    local_parallel: int | None = None  # local tasks at a time; None: one per GPU of visible_gpus, or 1
 
 
 def slurm_args(pairs: list[str]) -> dict[str, str]:
@@ -69,10 +72,29 @@ def slurm_parameters(options: LaunchOptions, name: str, after: str | None = None
     return {k: v for k, v in parameters.items() if v is not None}
 
 
-def local_parameters(environ: dict[str, str]) -> dict:
-    """AutoExecutor parameters for local tasks: they see the GPUs this process sees (the local
-    executor would set CUDA_VISIBLE_DEVICES from gpus_per_node, hiding every GPU by default)."""
+def visible_gpus(device: str, environ: dict[str, str], count: int) -> list[str]:
+    """The GPUs local tasks are spread over, as CUDA_VISIBLE_DEVICES names them: the ``count``
+    (``torch.cuda.device_count()``) this process sees, for --device auto or cuda; none for cpu or
+    one named GPU (cuda:1), where every task keeps the device it was given."""
+    if device not in ("auto", "cuda") or count < 1:
+        return []
     visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [str(index) for index in range(count)]
+    return [gpu.strip() for gpu in visible.split(",")][:count]  # CUDA stops at the first invalid entry
+
+
+def free_gpu(gpus: list[str], busy: list[str]) -> str | None:
+    """The GPU for the next local task: the first of ``gpus`` that the running tasks (``busy``: the
+    GPU of each) use least, so with no more tasks than GPUs each has its own; None without GPUs."""
+    return min(gpus, key=busy.count) if gpus else None
+
+
+def local_parameters(environ: dict[str, str], gpu: str | None = None) -> dict:
+    """AutoExecutor parameters for a local task: it sees ``gpu`` only, or without one the GPUs this
+    process sees (the local executor would set CUDA_VISIBLE_DEVICES from gpus_per_node, hiding
+    every GPU by default)."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES") if gpu is None else gpu
     keep = "unset CUDA_VISIBLE_DEVICES" if visible is None else f"export CUDA_VISIBLE_DEVICES={shlex.quote(visible)}"
     return {"timeout_min": LOCAL_TIMEOUT_MIN, "local_setup": [keep]}
 
@@ -148,14 +170,10 @@ def submit(opts: BenchOptions, plan: list[PlannedJob], launch: LaunchOptions, co
             finetunings += _submit_array(executor, finetune_task, opts, group)
         arrays = dict.fromkeys(job.job_id.partition("_")[0] for job in pretrainings + finetunings)
         return {"ran": 0, "submitted": len(plan), "job_ids": list(arrays)}
-    executor.update_parameters(**local_parameters(dict(os.environ)))
-    submitted = _submit_array(executor, pretrain_task, opts, [group[0] for group in groups])
-    try:
-        failures = _wait_locally(executor, opts, groups, submitted, console)
-    except BaseException:  # Ctrl-C: stop the tasks too (local tasks outlive this process otherwise)
-        for job in submitted:
-            job.cancel(check=False)
-        raise
+    import torch
+
+    gpus = visible_gpus(opts.device, dict(os.environ), torch.cuda.device_count())
+    failures = _wait_locally(executor, opts, groups, launch.local_parallel or max(len(gpus), 1), gpus, console)
     merge_results(opts.out, warn)
     if failures:
         (label, key, job), count = failures[0], len(failures)
@@ -166,34 +184,46 @@ def submit(opts: BenchOptions, plan: list[PlannedJob], launch: LaunchOptions, co
     return {"ran": len(plan)}
 
 
-def _wait_locally(executor, opts: BenchOptions, groups: list[list[PlannedJob]], submitted: list,
+def _wait_locally(executor, opts: BenchOptions, groups: list[list[PlannedJob]], parallel: int, gpus: list[str],
                   console: Console | None) -> list[tuple[str, str, object]]:
-    """Wait for the pretraining tasks in ``submitted``, submitting each group's finetuning tasks as
-    its pretraining finishes (appended to ``submitted``); returns the failed tasks."""
-    import submitit
-
-    failures, finetunings = [], []
+    """Run each group's pretraining task, then (if it succeeded) its finetuning tasks, at most
+    ``parallel`` tasks at a time, each on the GPU of ``gpus`` that the running tasks use least; wait
+    for all of them and return the failed ones. A finished pretraining's finetuning tasks go before
+    the pretraining tasks still waiting, so rows come in group by group."""
+    failures, running = [], {}  # running: submitit job -> (task, planned, its GPU)
+    ready = [(pretrain_task, group[0]) for group in groups]
+    group_of = {group[0].pretrain_key: group for group in groups}
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
                TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(f"{opts.suite.name}: local tasks",
                                 total=len(groups) + sum(len(group) for group in groups))
-        pretrainings = list(submitted)
-        for job in submitit.helpers.as_completed(pretrainings, poll_frequency=POLL_SECONDS):
-            group = groups[pretrainings.index(job)]
-            progress.advance(bar)
-            if job.exception() is not None:
-                failures.append((_pretraining_label(group[0]), group[0].pretrain_key, job))
-                progress.advance(bar, len(group))
-                continue
-            jobs = _submit_array(executor, finetune_task, opts, group)
-            submitted += jobs
-            finetunings += zip(group, jobs)
-        for job in submitit.helpers.as_completed([job for _, job in finetunings], poll_frequency=POLL_SECONDS):
-            planned = next(p for p, j in finetunings if j is job)
-            progress.advance(bar)
-            if job.exception() is not None:
-                failures.append((planned.job.label, planned.key, job))
+        try:
+            while ready or running:
+                while ready and len(running) < parallel:
+                    task, planned = ready.pop(0)
+                    gpu = free_gpu(gpus, [gpu for _, _, gpu in running.values()])
+                    executor.update_parameters(**local_parameters(dict(os.environ), gpu))
+                    running[_submit_array(executor, task, opts, [planned])[0]] = (task, planned, gpu)
+                finished = [job for job in running if job.done()]
+                if not finished:
+                    time.sleep(POLL_SECONDS)
+                for job in finished:
+                    task, planned, _ = running.pop(job)
+                    progress.advance(bar)
+                    group = group_of[planned.pretrain_key]
+                    if task is finetune_task:
+                        if job.exception() is not None:
+                            failures.append((planned.job.label, planned.key, job))
+                    elif job.exception() is None:
+                        ready[:0] = [(finetune_task, p) for p in group]
+                    else:  # its finetuning tasks never run
+                        failures.append((_pretraining_label(planned), planned.pretrain_key, job))
+                        progress.advance(bar, len(group))
+        except BaseException:  # Ctrl-C: stop the tasks too (local tasks outlive this process otherwise)
+            for job in running:
+                job.cancel(check=False)
+            raise
     return failures
 
 

@@ -27,20 +27,23 @@ def _plugin_for_tasks(spec: str) -> str:
 
 
 def _launch_options(launcher: str, partition: str | None, time: int | None, gpus: int | None, cpus: int | None,
-                    args: list[str]) -> LaunchOptions:
+                    args: list[str], parallel: int | None) -> LaunchOptions:
     from sslbench.bench.launch import LaunchOptions, check_launcher, slurm_args
 
+    if launcher != "local" and parallel is not None:
+        raise ConfigError("--local-parallel applies to --launcher local only; add --launcher local or drop it.")
     given = {"--slurm-partition": partition, "--slurm-time": time, "--slurm-gpus": gpus, "--slurm-cpus": cpus,
              "--slurm-arg": args or None}
     stray = [name for name, value in given.items() if value is not None]
     if launcher != "slurm" and stray:
         raise ConfigError(f"{stray[0]} applies to --launcher slurm only; add --launcher slurm or drop it.")
-    for name, value, least in (("--slurm-time", time, 1), ("--slurm-gpus", gpus, 0), ("--slurm-cpus", cpus, 1)):
+    for name, value, least in (("--slurm-time", time, 1), ("--slurm-gpus", gpus, 0), ("--slurm-cpus", cpus, 1),
+                               ("--local-parallel", parallel, 1)):
         if value is not None and value < least:
             raise ConfigError(f"{name} must be >= {least}, got {value}.")
     defaults = LaunchOptions()
     launch = LaunchOptions(launcher, partition, defaults.slurm_time if time is None else time,
-                           defaults.slurm_gpus if gpus is None else gpus, cpus, slurm_args(args))
+                           defaults.slurm_gpus if gpus is None else gpus, cpus, slurm_args(args), parallel)
     check_launcher(launch)
     return launch
 
@@ -70,13 +73,17 @@ def bench(
     launcher: str = typer.Option("none", help="none: run the jobs in this process. slurm: submit them as SLURM "
                                  "job arrays through submitit (one task per pretraining, its finetunings after "
                                  "it) and return; `sslbench leaderboard` shows the results later. local: the "
-                                 "same tasks as processes on this machine, all at once; waits for them."),
+                                 "same tasks as processes on this machine, --local-parallel at a time; waits "
+                                 "for them."),
     slurm_partition: str = typer.Option(None, help="SLURM partition for every task (--launcher slurm)."),
     slurm_time: int = typer.Option(None, help="Time limit per SLURM task in minutes (default 1440)."),
     slurm_gpus: int = typer.Option(None, help="GPUs per SLURM task (default 1)."),
     slurm_cpus: int = typer.Option(None, help="CPUs per SLURM task (default: the cluster's)."),
     slurm_arg: list[str] = typer.Option([], help="Any other sbatch option as KEY=VALUE (mem=64G, account=lab, "
                                         "qos=high …)."),
+    local_parallel: int = typer.Option(None, help="Tasks running at once (--launcher local). Default: one per "
+                                       "GPU visible to bench (CUDA_VISIBLE_DEVICES), each task on its own GPU, "
+                                       "or 1 without GPUs or with --device cpu or cuda:N."),
 ) -> None:
     """Run a benchmark suite; finished jobs in --out are skipped, so re-running resumes."""
     from sslbench.bench.leaderboard import suite_leaderboard, to_rich, write_board
@@ -86,7 +93,7 @@ def bench(
     load_plugins_for_cli(plugin)
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}.")
-    launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg)
+    launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg, local_parallel)
     options = BenchOptions(load_suite(suite, folds, skip), out, preset, backbone, device, seeds, _absolute(data),
                            _absolute(test_data), _absolute(unlabeled),
                            [*set_, *(["engine.compile=True"] if compile_ else [])], force,

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from data_helpers import square, synthetic_samples, write_folder_set, write_monuseg
 from PIL import Image
 from typer.testing import CliRunner
@@ -56,6 +57,7 @@ def test_bad_path_is_one_line_exit_2(tmp_path):
     assert result.stderr.strip() == f"error: {tmp_path / 'nope'}: no such folder; check the path."
 
 
+@pytest.mark.filterwarnings("ignore::sslbench.data.io.DataWarning")  # the fixture's unlabelled image, bad region
 def test_convert_rasterises_monuseg_into_a_folder_dataset_with_the_same_samples(tmp_path):
     from sslbench.data.detect import dataset_from_path
     source = monuseg(tmp_path)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from data_helpers import SHARED_DATA
 from skimage.draw import disk
 
 from sslbench.data.targets import instance_to_classes
@@ -53,3 +54,18 @@ def test_foreground_without_body_is_kept_as_its_own_instance():
     instances = probabilities_to_instances(_one_hot(classes), min_area=10)
     assert instances.max() == 2
     assert (instances > 0).sum() == 200
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "monuseg2018_train").is_dir(), reason="shared MoNuSeg data absent")
+@pytest.mark.filterwarnings("ignore::sslbench.data.io.DataWarning")
+def test_real_annotations_survive_the_three_class_round_trip():
+    """The 3-class targets of MoNuSeg's annotations, post-processed, give the annotations back: the
+    ceiling the pipeline puts on a perfect model (measured 0.998 AJI over the 13 annotated images)."""
+    from sslbench.data.monuseg import MoNuSeg
+    from sslbench.eval.metrics import aggregate, image_counts
+
+    counts = []
+    for sample in (s for s in MoNuSeg(SHARED_DATA / "monuseg2018_train").load() if s.labels is not None):
+        perfect = np.eye(3, dtype=np.float32)[instance_to_classes(sample.labels, 2)].transpose(2, 0, 1)
+        counts.append(image_counts(sample.labels, probabilities_to_instances(perfect, min_area=30)))
+    assert len(counts) == 13 and aggregate(counts, "dataset")["aji"] > 0.99

@@ -160,11 +160,17 @@ def main(argv: list[str] | None = None) -> dict:
         flops = count(cfg, samples, device)
         rows = {}
         for name, accel in paths.items():
-            row = measure(cfg, samples, device, accel, args.warmup, args.steps)
+            try:
+                row = measure(cfg, samples, device, accel, args.warmup, args.steps)
+            except torch.cuda.OutOfMemoryError:  # fp32 at the paper's batch can outgrow an 80 GB GPU
+                torch.cuda.empty_cache()
+                rows[name] = {"error": "out of memory: try --set pretrain.batch_size=4 (or finetune.)"}
+                continue
             tflops = flops / row["step_seconds"] / 1e12
             rows[name] = {**row, "samples_per_second": batch_size / row["step_seconds"], "unit": unit,
                           "flops_per_step": flops, "tflops": tflops, "mfu": tflops / peak if peak else None}
-        rows["speedup"] = rows["naive"]["step_seconds"] / rows["fast"]["step_seconds"]
+        both = all("error" not in rows[name] for name in paths)
+        rows["speedup"] = rows["naive"]["step_seconds"] / rows["fast"]["step_seconds"] if both else None
         results["phases"][phase] = rows
     print_table(results)
     if args.json:
@@ -180,11 +186,15 @@ def print_table(results: dict) -> None:
     for phase, rows in results["phases"].items():
         for name in ("naive", "fast"):
             row = rows[name]
+            if "error" in row:
+                table.add_row(phase, name, row["error"])
+                continue
             mfu = "n/a" if row["mfu"] is None else f"{100 * row['mfu']:.1f} %"
+            speedup = f"{rows['speedup']:.2f}×" if name == "fast" and rows["speedup"] else ""
             table.add_row(phase, name, f"{1000 * row['step_seconds']:.1f}",
                           f"{row['samples_per_second']:.1f} {row['unit']}",
                           "–" if math.isnan(row["peak_memory_gib"]) else f"{row['peak_memory_gib']:.1f}",
-                          f"{row['tflops']:.1f}", mfu, f"{rows['speedup']:.2f}×" if name == "fast" else "")
+                          f"{row['tflops']:.1f}", mfu, speedup)
     goals = "; ".join(f"{phase}: ≥ {goal['speedup']}× the baseline" + (f", ≥ {100 * goal['mfu']:.0f} % MFU"
                                                                         if "mfu" in goal else "")
                       for phase, goal in GOALS.items())

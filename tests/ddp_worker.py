@@ -17,15 +17,18 @@ from sslbench.models import build_segmenter
 from ddp_reference import HEAD, BACKBONE, linear_problem  # noqa: E402  (beside this file)
 
 device = resolve_device("cpu")  # joins the process group
-model, inputs, targets = linear_problem()
-mine = slice(distributed.rank() * 4, distributed.rank() * 4 + 4)  # each rank its half of the batch
-history = train(model, lambda: {"loss": torch.nn.functional.mse_loss(model(inputs[mine]), targets[mine])},
-                LoopSettings(steps=3, lr=0.1, log_every=1), device, "ddp")
-every_rank_weights = distributed.gather(model.weight.detach().tolist())
+try:
+    model, inputs, targets = linear_problem()
+    mine = slice(distributed.rank() * 4, distributed.rank() * 4 + 4)  # each rank its half of the batch
+    history = train(model, lambda: {"loss": torch.nn.functional.mse_loss(model(inputs[mine]), targets[mine])},
+                    LoopSettings(steps=3, lr=0.1, log_every=1), device, "ddp")
+    every_rank_weights = distributed.gather(model.weight.detach().tolist())
 
-torch.manual_seed(0)
-segmenter = build_segmenter(BACKBONE, HEAD)
-scores = evaluate(segmenter, Synthetic(num_images=3, size=96).load(), device, min_area=5, tile=96, overlap=0)
-if distributed.is_main():
-    json.dump({"world": distributed.world_size(), "history": history, "weights": every_rank_weights,
-               "scores": scores}, open(sys.argv[1], "w"))
+    torch.manual_seed(0)
+    segmenter = build_segmenter(BACKBONE, HEAD)
+    scores = evaluate(segmenter, Synthetic(num_images=3, size=96).load(), device, min_area=5, tile=96, overlap=0)
+    if distributed.is_main():
+        json.dump({"world": distributed.world_size(), "history": history, "weights": every_rank_weights,
+                   "scores": scores}, open(sys.argv[1], "w"))
+finally:
+    distributed.shutdown()

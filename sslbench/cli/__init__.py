@@ -20,3 +20,5 @@ def main() -> None:
     except SslbenchError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    finally:  # typer exits through SystemExit, so this runs on success and on error alike
+        distributed.shutdown()

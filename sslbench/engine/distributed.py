@@ -29,6 +29,14 @@ def init() -> None:
         dist.init_process_group("gloo")
 
 
+def shutdown() -> None:
+    """Leave the process group (idempotent). Every process that joined must call this before it
+    exits, on success and on error: a gloo/NCCL group still alive at interpreter exit makes a rank
+    abort ("terminate called without an active exception", SIGABRT)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def rank() -> int:
     """This process's rank; torchrun's RANK before the process group exists."""
     return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))

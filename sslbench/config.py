@@ -72,11 +72,16 @@ def paper_value(strategy: str, metric: str = "aji") -> float | None:
 
 
 def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str = "resnet101", head: str = "unet",
-                       seed: int = 0, device: str = "auto", data: str | None = None,
-                       unlabeled: str | None = None, overrides: list[str] | None = None) -> Config:
+                       seed: int = 0, device: str = "auto", data: str | None = None, test_data: str | None = None,
+                       unlabeled: str | None = None, overrides: list[str] | None = None,
+                       allow_synthetic: bool = False) -> Config:
     """One flat config for a run; ``preset`` sizes override the pretext's where it accepts them,
-    then ``overrides`` ("finetune.steps=200", "pretext.weights=/path/r101.pth") override anything."""
+    then ``overrides`` ("finetune.steps=200", "pretext.weights=/path/r101.pth") override anything.
+    A preset marked ``real_data`` (mini, paper) refuses the synthetic default unless ``allow_synthetic``."""
     cfg = load_component("preset", preset)
+    if data is None and cfg.get("real_data") and not allow_synthetic:
+        raise ConfigError(f"preset {preset} is sized for real images: pass --data DIR (e.g. MoNuSeg's training "
+                          "images); to run it on the built-in synthetic data anyway, add --allow-synthetic.")
     pretext_cfg = pretext_config(pretext)
     cls = PRETEXTS.get(pretext_cfg["type"])
     pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))
@@ -86,7 +91,7 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str = "res
         backbone=dict(load_component("backbone", backbone).backbone),
         head=dict(load_component("head", head).head),
         data=dict(cfg.data) if data is None else dict(type="path", path=str(data)),
-        unlabeled=unlabeled,
+        test_data=test_data, unlabeled=unlabeled,
         split=dict(cfg.split), pretrain=dict(cfg.pretrain), finetune=dict(cfg.finetune),
         evaluation=dict(cfg.evaluation),
         engine={**ENGINE_DEFAULTS, **cfg.get("engine", {})},

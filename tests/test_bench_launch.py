@@ -100,7 +100,7 @@ def test_merge_is_idempotent_keeps_the_newer_result_and_flags_unreadable_files(t
     write_result(tmp_path, record("instance_aware", 0.6, key="b"))
     assert store.merge(folder) == [] and store.merge(folder) == []
     assert sorted((r["key"], r["aji"]) for r in store.rows()) == [("a", 0.5), ("b", 0.6)]
-    assert store.rows()[0]["scores"]["dataset"]["aji"] in (0.5, 0.6) and store.rows()[0]["context"]["folds"] == 0
+    assert store.rows()[0]["scores"]["per_image_mean"]["aji"] in (0.5, 0.6) and store.rows()[0]["context"]["folds"] == 0
 
     store.add(record("scratch", 0.7, key="a"))  # --force in-process: newer than the file, which stays
     assert store.merge(folder) == [] and {r["key"]: r["aji"] for r in store.rows()}["a"] == 0.7

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from data_helpers import write_folder_set
 from sslbench.bench.store import Store
 from sslbench.cli import app
+from sslbench.data.base import Sample
 from sslbench.data.synthetic import Synthetic
 from tiny import tiny_args
 
@@ -23,7 +24,7 @@ def rows_in(out):
 
 @pytest.mark.slow
 def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figures(tmp_path):
-    test_set = Synthetic(num_images=2, size=160, seed=9).load()
+    test_set = [Sample(f"test_{s.name}", s.image, s.labels) for s in Synthetic(num_images=2, size=160, seed=9).load()]
     test_data = write_folder_set(tmp_path / "test", test_set)
     out = tmp_path / "bench"
     args = ["bench", "--suite", "table3", "--skip", "instance_aware_st", "--skip", "instance_aware_cr",
@@ -59,7 +60,7 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     board = CliRunner().invoke(app, ["leaderboard", "--suite", "table3", "--out", str(out), "--format", "md"])
     assert board.exit_code == 0, board.output
     assert "| 65.29" in board.output and "| 70.63 (+5.34)" in board.output
-    assert "2 labelled images of" in board.output and "Aggregation: dataset" in board.output
+    assert "2 labelled images of" in board.output and "Aggregation: per_image_mean" in board.output
     assert (out / "leaderboard-table3.md").read_text().count("\n| ") == 4 + 1  # header + 4 strategies
 
     figures = CliRunner().invoke(app, ["figures", "--out", str(out)])

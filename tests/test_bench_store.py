@@ -21,12 +21,12 @@ CONTEXT = {"preset": "smoke", "backbone": "resnet18", "data": None, "test_data":
 
 
 def record(strategy, aji, seed=0, fraction=1.0, fold=None, context=CONTEXT, dice=0.5, key=None):
-    dataset = {"aji": aji, "aji_plus": aji, "pq": aji, "dq": aji, "sq": aji, "dice": dice, "f1": aji}
-    per_image = {k: v / 2 for k, v in dataset.items()}
+    per_image_mean = {"aji": aji, "aji_plus": aji, "pq": aji, "dq": aji, "sq": aji, "dice": dice, "f1": aji}
+    summed = {k: v / 2 for k, v in per_image_mean.items()}
     return {"key": key or f"{strategy}-{seed}-{fraction}-{fold}-{context['preset']}", "suite": "t",
             "strategy": strategy, "fraction": fraction, "fold": fold, "seed": seed, "preset": context["preset"],
-            "context": context, "config": {"seed": seed}, **{m: dataset[m] for m in ("aji", "aji_plus", "pq", "dice", "f1")},
-            "scores": {"dataset": dataset, "per_image_mean": per_image, "per_image": []}, "test_images": 4,
+            "context": context, "config": {"seed": seed, "split": {"resample_per_seed": False}}, **{m: per_image_mean[m] for m in ("aji", "aji_plus", "pq", "dice", "f1")},
+            "scores": {"per_image_mean": per_image_mean, "summed": summed, "per_image": []}, "test_images": 4,
             "test_names": ["a"], "pretrain_seconds": 1.0, "finetune_seconds": 2.0, "device": "cpu",
             "versions": {"torch": "x"}, "git_commit": None, "encoder": "encoders/e.safetensors", "prediction": None}
 
@@ -36,9 +36,13 @@ def test_rows_round_trip_and_force_replaces(tmp_path):
     store.add(record("scratch", 0.5))
     store.add(record("scratch", 0.6))  # same key: --force replaces, never duplicates
     rows = store.rows()
-    assert len(rows) == 1 and rows[0]["aji"] == 0.6 and rows[0]["scores"]["dataset"]["aji"] == 0.6
+    assert len(rows) == 1 and rows[0]["aji"] == 0.6 and rows[0]["scores"]["per_image_mean"]["aji"] == 0.6
     assert rows[0]["context"] == CONTEXT and rows[0]["fold"] is None and rows[0]["finished_at"]
     assert store.done_keys() == {rows[0]["key"]}
+    legacy = record("scratch", 0.4, key="old")
+    legacy["scores"]["dataset"] = legacy["scores"].pop("summed")  # a store written before the rename
+    store.add(legacy)
+    assert [r["scores"]["summed"]["aji"] for r in store.rows() if r["key"] == "old"] == [0.2]
 
 
 def test_a_failed_write_leaves_no_row_and_a_missing_store_is_a_one_line_error(tmp_path):
@@ -66,7 +70,7 @@ def test_sigkill_while_writing_never_leaves_a_half_written_row(tmp_path):
     with sqlite3.connect(tmp_path / "results.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     rows = Store(tmp_path).rows()
-    assert rows and all(r["finetune_seconds"] == 2.0 and r["scores"]["dataset"]["aji"] == 0.5 for r in rows)
+    assert rows and all(r["finetune_seconds"] == 2.0 and r["scores"]["per_image_mean"]["aji"] == 0.5 for r in rows)
     assert sorted(r["seed"] for r in rows) == list(range(len(rows)))
 
 
@@ -92,8 +96,10 @@ def test_leaderboard_shows_mean_std_deltas_best_and_paper_in_the_paper_layout(tm
     assert "**53.00 ± 4.24** (+11.00) \\| 70.63 (+5.34)" in markdown
     rows = list(csv.DictReader(io.StringIO(to_csv(board))))
     assert {r["row"] for r in rows} >= {"Train-from-scratch", "CIA-Net (MoNuSeg 2018 leaderboard)"}
-    per_image = suite_leaderboard(tmp_path, load_suite("table2"), "per_image_mean")
-    assert per_image.rows[0].cells[0].ours == pytest.approx(21.0) and "per_image_mean" in per_image.caption
+    assert "per_image_mean (mean of the per-image values" in board.caption  # the default, as MoNuSeg ranks
+    assert "one train/val split and labelled subset for every seed" in board.caption
+    summed = suite_leaderboard(tmp_path, load_suite("table2"), "summed")
+    assert summed.rows[0].cells[0].ours == pytest.approx(21.0) and "summed (C and U summed" in summed.caption
     md, csv_path = write_board(board, tmp_path, "table2")
     assert md.read_text() == markdown and csv_path.name == "leaderboard-table2.csv"
 

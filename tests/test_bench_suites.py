@@ -6,12 +6,14 @@ from sslbench.bench.suites import (
     BenchOptions,
     Job,
     check_strategies,
-    data_split,
     job_config,
     job_keys,
     load_suite,
     strategy_overrides,
 )
+from sslbench.bench.job import load_data, split_samples
+from sslbench.config import resolve_run_config
+from sslbench.data.base import Sample
 from sslbench.data.synthetic import Synthetic
 from sslbench.errors import ConfigError, DataError
 from sslbench.registry import load_builtins
@@ -97,7 +99,7 @@ def test_job_keys_share_pretraining_across_fractions_but_not_folds_or_seeds(tmp_
 
 def test_folds_test_every_labelled_image_once_and_pretraining_never_sees_the_fold():
     samples = Synthetic(num_images=10, size=32, seed=1).load()
-    splits = [data_split(samples, None, SPLIT, fold, 5) for fold in range(5)]
+    splits = [split_samples(samples, SPLIT, fold=fold, folds=5) for fold in range(5)]
     tested = [s.name for split in splits for s in split.test]
     assert sorted(tested) == sorted(s.name for s in samples)
     for split in splits:
@@ -106,15 +108,76 @@ def test_folds_test_every_labelled_image_once_and_pretraining_never_sees_the_fol
         assert not test & {s.name for s in split.pretrain + split.train + split.val}
         assert len(split.pretrain) == 8 and len(split.train) + len(split.val) == 8
     with pytest.raises(DataError, match="k-fold needs"):
-        data_split(samples[:3], None, SPLIT, 0, 5)
+        split_samples(samples[:3], SPLIT, fold=0, folds=5)
 
 
 def test_separate_test_data_leaves_all_of_data_for_train_val_and_pretraining():
     samples = Synthetic(num_images=6, size=32, seed=1).load()
-    test = Synthetic(num_images=3, size=32, seed=2).load()  # the same names as some of ``samples``
-    split = data_split(samples, test, dict(SPLIT, label_fraction=0.5), None, 0)
+    test = Synthetic(num_images=3, size=32, seed=2).load()
+    split = split_samples(samples, dict(SPLIT, label_fraction=0.5), test=test)
     assert split.test == test
-    assert len(split.pretrain) == 6  # name clashes with the test set do not drop training images
+    assert len(split.pretrain) == 6
     assert len(split.val) == 1 and len(split.train) == 3  # ceil(0.5 * 5)
-    default = data_split(samples, None, SPLIT, None, 0)
-    assert len(default.test) == 2 and len(default.pretrain) == 4  # job.split_samples, as sslbench run
+    default = split_samples(samples, SPLIT)
+    assert len(default.test) == 2 and len(default.pretrain) == 4
+
+
+def test_label_fraction_cuts_validation_too_and_keeps_nested_subsets():
+    samples = Synthetic(num_images=25, size=32, seed=1).load()
+    full = split_samples(samples, SPLIT)
+    assert (len(full.test), len(full.val), len(full.train)) == (6, 4, 15)
+    tenth = split_samples(samples, dict(SPLIT, label_fraction=0.1))
+    assert len(tenth.train) == 2 and len(tenth.val) == 1  # ceil(0.1 * 15), at least one val image
+    half = split_samples(samples, dict(SPLIT, label_fraction=0.5))
+    assert len(half.val) == 2
+    for small, large in ((tenth, half), (half, full)):
+        for part in ("train", "val"):
+            assert {s.name for s in getattr(small, part)} <= {s.name for s in getattr(large, part)}
+    assert [s.name for s in tenth.test] == [s.name for s in full.test]  # labels never change the test set
+    assert [s.name for s in tenth.pretrain] == [s.name for s in full.pretrain]
+
+
+def test_resample_per_seed_redraws_train_val_and_labels_but_never_the_test_set():
+    samples = Synthetic(num_images=25, size=32, seed=1).load()
+    cfg = dict(SPLIT, label_fraction=0.3)
+    fixed = [split_samples(samples, cfg, seed) for seed in range(3)]
+    assert all([s.name for s in f.train] == [s.name for s in fixed[0].train] for f in fixed)
+    redrawn = [split_samples(samples, dict(cfg, resample_per_seed=True), seed) for seed in range(3)]
+    assert len({tuple(s.name for s in r.train) for r in redrawn}) == 3
+    for r in redrawn:
+        assert [s.name for s in r.test] == [s.name for s in fixed[0].test]
+        assert not {s.name for s in r.train + r.val} & {s.name for s in r.test}
+
+
+def _test_data_config(tmp_path, test_samples):
+    from data_helpers import write_folder_set
+
+    folder = write_folder_set(tmp_path / "test", test_samples)
+    return resolve_run_config("scratch", data=None, test_data=str(folder))
+
+
+def test_test_data_sharing_an_image_with_the_training_data_is_refused(tmp_path):
+    training = Synthetic(num_images=4, size=32, seed=0)  # the smoke preset's data, resized in the config below
+    cfg = _test_data_config(tmp_path / "same-name", Synthetic(num_images=2, size=32, seed=5).load())
+    cfg.data = dict(type="Synthetic", num_images=4, size=32, seed=0)
+    with pytest.raises(DataError, match=r"shares 2 image\(s\).*synthetic_000.png \(same name as synthetic_000\)"):
+        load_data(cfg)
+    renamed = [Sample(f"copy_{s.name}", s.image, s.labels) for s in training.load()[2:]]
+    cfg = _test_data_config(tmp_path / "same-pixels", renamed)
+    cfg.data = dict(type="Synthetic", num_images=4, size=32, seed=0)
+    with pytest.raises(DataError, match="copy_synthetic_002.* \\(identical pixels to synthetic_002"):
+        load_data(cfg)
+    unrelated = [Sample(f"other_{s.name}", s.image, s.labels) for s in Synthetic(2, 32, seed=5).load()]
+    cfg = _test_data_config(tmp_path / "unrelated", unrelated)
+    cfg.data = dict(type="Synthetic", num_images=4, size=32, seed=0)
+    samples, test = load_data(cfg)
+    assert len(samples) == 4 and [s.name for s in test] == ["other_synthetic_000", "other_synthetic_001"]
+
+
+@pytest.mark.parametrize("preset", ["mini", "paper"])
+def test_real_data_presets_refuse_the_synthetic_default_unless_asked(preset):
+    load_builtins()
+    with pytest.raises(ConfigError, match=f"preset {preset} is sized for real images: pass --data"):
+        resolve_run_config("scratch", preset=preset)
+    assert resolve_run_config("scratch", preset=preset, allow_synthetic=True).data["type"] == "Synthetic"
+    assert resolve_run_config("scratch", preset=preset, data="/some/folder").data["type"] == "path"

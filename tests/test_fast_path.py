@@ -144,4 +144,4 @@ def test_a_run_on_the_cpu_dataloader_path_trains(tmp_path):
         "engine.data_on_device=False", "engine.loader_workers=1"])
     result = run_job(cfg, tmp_path / "run")
     assert result["history"]["pretrain"] and np.isfinite(result["history"]["pretrain"][-1]["loss"])
-    assert 0 <= result["test"]["dataset"]["aji"] <= 1
+    assert 0 <= result["test"]["per_image_mean"]["aji"] <= 1

@@ -82,19 +82,19 @@ def test_empty_maps_have_defined_values(gt_empty, pred_empty, expected):
     assert (aji(gt, pred), aji_plus(gt, pred), dice(gt, pred)) == (expected,) * 3
 
 
-def test_aggregate_dataset_sums_counts_and_per_image_mean_averages():
+def test_aggregate_summed_sums_counts_and_per_image_mean_averages():
     counts = [image_counts(FP_GT, FP_PRED), image_counts(MERGE_GT, MERGE_PRED)]  # AJI 3/5 and 4/10
-    assert aggregate(counts, "dataset")["aji"] == pytest.approx((3 + 4) / (5 + 10))
+    assert aggregate(counts, "summed")["aji"] == pytest.approx((3 + 4) / (5 + 10))
     assert aggregate(counts, "per_image_mean")["aji"] == pytest.approx((3 / 5 + 4 / 10) / 2)
     # 1 TP (IoU .75), FP 1 + 1, FN 0 + 2.
-    assert aggregate(counts)["dq"] == pytest.approx(1 / (1 + 0.5 * 4))
-    assert aggregate(counts)["sq"] == pytest.approx(0.75)
+    assert aggregate(counts, "summed")["dq"] == pytest.approx(1 / (1 + 0.5 * 4))
+    assert aggregate(counts, "summed")["sq"] == pytest.approx(0.75)
 
 
 def test_aggregate_with_an_empty_image_stays_finite():
     empty = np.zeros((4, 6), np.uint8)
     counts = [image_counts(FP_GT, FP_PRED), image_counts(empty, empty)]
-    assert aggregate(counts, "dataset") == image_counts(FP_GT, FP_PRED).metrics()  # adds nothing to C, U
+    assert aggregate(counts, "summed") == image_counts(FP_GT, FP_PRED).metrics()  # adds nothing to C, U
     mean = aggregate(counts, "per_image_mean")
     assert mean["aji"] == pytest.approx((0.6 + 1.0) / 2)
     assert all(np.isfinite(v) for v in mean.values())
@@ -207,11 +207,11 @@ def test_cli_scores_folders_matched_by_stem(tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     counts = [image_counts(*pairs[name]) for name in ("a", "b", "c")]
-    assert {k: out[k] for k in METRIC_KEYS} == pytest.approx(aggregate(counts, "dataset"))
+    assert {k: out[k] for k in METRIC_KEYS} == pytest.approx(aggregate(counts, "per_image_mean"))  # the default
     assert [p["name"] for p in out["per_image"]] == ["a", "b", "c"]
     assert out["per_image"][1] == pytest.approx({"name": "b", **counts[1].metrics()})
-    mean = json.loads(_invoke(tmp_path / "gt", tmp_path / "pred", "--json", "--mode", "per_image_mean").output)
-    assert mean["aji"] == pytest.approx(aggregate(counts, "per_image_mean")["aji"])
+    summed = json.loads(_invoke(tmp_path / "gt", tmp_path / "pred", "--json", "--mode", "summed").output)
+    assert summed["aji"] == pytest.approx(aggregate(counts, "summed")["aji"]) != pytest.approx(out["aji"])
     table = _invoke(tmp_path / "gt", tmp_path / "pred")
     assert table.exit_code == 0 and f"{aggregate(counts)['aji']:.4f}" in table.output
 

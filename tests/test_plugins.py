@@ -43,7 +43,7 @@ def unregister():
 
 def assert_finished_run(out: Path):
     metrics = json.loads((out / "metrics.json").read_text())
-    assert math.isfinite(metrics["test"]["dataset"]["aji"])
+    assert math.isfinite(metrics["test"]["per_image_mean"]["aji"])
     assert all(math.isfinite(h["loss"]) for h in metrics["history"]["pretrain"])
 
 

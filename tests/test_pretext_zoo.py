@@ -209,7 +209,7 @@ def test_sslbench_run_each_task(tmp_path, name):
     result = CliRunner().invoke(app, ["run", "--pretext", name, *TINY, *extra, "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert math.isfinite(metrics["test"]["dataset"]["aji"])
+    assert math.isfinite(metrics["test"]["per_image_mean"]["aji"])
     sidecar = json.loads((out / "encoder.json").read_text())
     assert sidecar["pretext"] == name
     if name == "imagenet":  # the encoder is saved before finetuning: exactly the file's weights

@@ -114,7 +114,7 @@ def test_run_killed_twice_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert [h["step"] for h in metrics["history"]["pretrain"]] == [1, 2, 3, 4]
     assert [h["step"] for h in metrics["history"]["finetune"]] == [1, 2, 3, 4]
     assert len(metrics["test"]["per_image"]) == 2
-    assert all(math.isfinite(v) for v in metrics["test"]["dataset"].values())
+    assert all(math.isfinite(v) for v in metrics["test"]["per_image_mean"].values())
 
     reference = tmp_path / "reference"
     result = CliRunner().invoke(app, ["run", "--out", str(reference), *FAST])

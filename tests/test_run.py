@@ -27,7 +27,7 @@ def test_run_writes_the_run_folder_and_prints_the_leaderboard_row(tmp_path, pret
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["strategy"] == pretext and metrics["device"] == "cpu"
     assert len(metrics["images"]["test"]) == 2 and len(metrics["test"]["per_image"]) == 2
-    for value in metrics["test"]["dataset"].values():
+    for value in metrics["test"]["per_image_mean"].values():
         assert 0.0 <= value <= 1.0 and math.isfinite(value)
     assert len(metrics["history"]["pretrain"]) == (1 if pretext == "instance_aware" else 0)
     weights = load_file(out / "encoder.safetensors")
@@ -50,6 +50,7 @@ def test_finished_run_folder_is_never_overwritten(tmp_path):
     (["run", "--preset", "smok"], "Did you mean 'smoke'?"),
     (["run", "--set", "split.label_fraction=1.5"], "label_fraction must be in (0, 1]"),
     (["run", "--set", "pretext.margin_st=-1"], "margins must be >= 0"),
+    (["run", "--preset", "mini"], "preset mini is sized for real images: pass --data"),
 ])
 def test_bad_options_give_one_line_errors(args, message):
     result = subprocess.run([sys.executable, "-c", "from sslbench.cli import main; main()", *args],
@@ -91,6 +92,35 @@ def test_run_reads_a_folder_dataset_and_extra_unlabelled_images(tmp_path):
     assert str(data) in result.output
     # 6 labelled (2 held out for test) + 2 unlabelled images feed pretraining
     assert metrics["pretrain_images"] == 4 + 2 and len(metrics["images"]["test"]) == 2
+
+
+@pytest.mark.slow
+def test_run_scores_a_separate_test_set_and_refuses_one_that_overlaps_the_data(tmp_path):
+    from data_helpers import write_folder_set
+
+    from sslbench.data.base import Sample
+    from sslbench.data.synthetic import Synthetic
+
+    unseen = [Sample(f"unseen_{s.name}", s.image, s.labels) for s in Synthetic(num_images=2, size=160, seed=7).load()]
+    test_data = write_folder_set(tmp_path / "test", unseen)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--test-data", str(test_data), "--out", str(out), *TINY],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"]["test"] == ["unseen_synthetic_000", "unseen_synthetic_001"]
+    assert metrics["pretrain_images"] == 6  # all of --data: nothing of it is held out
+    per_image = [p["aji"] for p in metrics["test"]["per_image"]]
+    assert metrics["test"]["per_image_mean"]["aji"] == pytest.approx(sum(per_image) / 2)
+    assert f"{100 * metrics['test']['per_image_mean']['aji']:.2f}" in result.output
+    assert "mean of the per-image AJI over 2 the labelled images of" in " ".join(result.output.split())
+
+    copied = write_folder_set(tmp_path / "copied", Synthetic(num_images=1, size=160, seed=0).load())
+    refused = subprocess.run([sys.executable, "-c", "from sslbench.cli import main; main()", "run", "--test-data",
+                              str(copied), "--out", str(tmp_path / "refused"), *TINY],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "shares 1 image(s) with the training data" in refused.stderr and "synthetic_000.png" in refused.stderr
 
 
 def test_list_shows_every_kind_by_the_name_the_options_take():

@@ -1,7 +1,8 @@
 description = "CPU smoke test: a few minutes end to end on 256² synthetic tiles"
 data = dict(type="Synthetic", num_images=16, size=256, seed=0)
-# test images are held out first (seeded), then the rest is split 80:20 train/val as in the paper
-split = dict(test_ratio=0.25, val_ratio=0.2, seed=0, label_fraction=1.0)
+# test images are held out first (seeded), then the rest is split 80:20 train/val as in the paper;
+# the label fraction cuts train and val alike; resample_per_seed draws train/val and labels per run seed
+split = dict(test_ratio=0.25, val_ratio=0.2, seed=0, label_fraction=1.0, resample_per_seed=False)
 # The paper's 768 / {512, 256, 128, 64} on 1000² images, scaled down for 256² tiles.
 pretext_overrides = dict(crop=128, neg_scales=(96, 64, 32, 16))
 pretrain = dict(steps=30, batch_size=2, lr=1e-3, weight_decay=1e-4, warmup_steps=3, log_every=5,

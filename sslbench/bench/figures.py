@@ -19,6 +19,7 @@ from sslbench.bench.suites import load_suite
 from sslbench.data.base import image_tensor
 from sslbench.engine.weights import load_encoder
 from sslbench.errors import DataError
+from sslbench.eval.metrics import DEFAULT_AGGREGATION
 from sslbench.models import build_encoder
 from sslbench.pretext.base import normalize
 
@@ -26,7 +27,7 @@ SSL = "instance_aware"
 CONTOUR = {"GT": (0, 200, 0), "scratch": (230, 40, 40), "SSL": (40, 90, 255)}
 
 
-def fraction_figure(out: Path, suite_name: str, path: Path, aggregation: str = "dataset") -> Path:
+def fraction_figure(out: Path, suite_name: str, path: Path, aggregation: str = DEFAULT_AGGREGATION) -> Path:
     """AJI vs label fraction per strategy: mean over seeds with a ± std band; the paper's as dashes."""
     suite, rows, _ = select_rows(load_suite(suite_name), Store(out, create=False).rows())
     if len({r["fraction"] for r in rows}) < 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -20,7 +21,7 @@ from torch import nn
 import sslbench
 from sslbench.data.base import Sample, image_tensor
 from sslbench.data.detect import dataset_from_path
-from sslbench.data.splits import label_fraction, train_val_split
+from sslbench.data.splits import k_folds, label_fraction, train_val_split
 from sslbench.engine.checkpoint import Checkpoint, checkpoint_step, normalise, refuse_mismatch
 from sslbench.engine import distributed
 from sslbench.engine.accel import Acceleration, maybe_compile, resolve
@@ -30,6 +31,7 @@ from sslbench.engine.loop import LoopSettings, train
 from sslbench.engine.weights import atomic_write, load_encoder, save_encoder
 from sslbench.errors import ConfigError, DataError
 from sslbench.eval.evaluate import evaluate
+from sslbench.eval.metrics import DEFAULT_AGGREGATION
 from sslbench.models import build_encoder, build_segmenter
 from sslbench.registry import DATASETS, PRETEXTS, build, load_builtins
 
@@ -84,19 +86,79 @@ def load_samples(data_cfg: dict, unlabeled: str | None) -> list[Sample]:
     return samples
 
 
-def split_samples(samples: list[Sample], split: dict) -> DataSplit:
-    """Seeded: hold out ``test_ratio`` of the labelled images, split the rest 80:20 train/val, then
-    keep the nested ``label_fraction`` of train. Pretraining sees every non-test image."""
+def load_data(cfg: Config) -> tuple[list[Sample], list[Sample] | None]:
+    """The run's images (``--data`` plus ``--unlabeled``) and, with ``--test-data``, its labelled test
+    images; an image in both is refused (a test image seen in training inflates every score)."""
+    samples = load_samples(cfg.data, cfg.unlabeled)
+    if not cfg.get("test_data"):
+        return samples, None
+    test = [s for s in dataset_from_path(cfg.test_data).load() if s.labelled]
+    if not test:
+        raise DataError(f"--test-data {cfg.test_data}: no labelled images found; it must hold annotations.")
+    refuse_overlap(samples, test, cfg.test_data)
+    return samples, test
+
+
+def _pixels_digest(sample: Sample) -> str:
+    return hashlib.sha1(np.ascontiguousarray(sample.image).tobytes() + str(sample.image.shape).encode()).hexdigest()
+
+
+def _where(sample: Sample) -> str:
+    """A file path where the reader recorded one, else the image name (generated data)."""
+    return sample.source if "/" in sample.source or "\\" in sample.source else sample.name
+
+
+def refuse_overlap(samples: list[Sample], test: list[Sample], test_path: str) -> None:
+    """No test image may also be a training, validation or pretraining image: same file stem, or
+    identical pixels under another name."""
+    by_name = {s.name: s for s in samples}
+    by_pixels = {_pixels_digest(s): s for s in samples}
+    shared = []
+    for t in test:
+        if t.name in by_name:
+            shared.append(f"{_where(t)} (same name as {_where(by_name[t.name])})")
+        elif (twin := by_pixels.get(_pixels_digest(t))) is not None:
+            shared.append(f"{_where(t)} (identical pixels to {_where(twin)})")
+    if shared:
+        listed = ", ".join(shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+        raise DataError(f"--test-data {test_path} shares {len(shared)} image(s) with the training data: {listed}; "
+                        "remove them from --data/--unlabeled or from --test-data.")
+
+
+def split_samples(samples: list[Sample], split: dict, seed: int = 0, test: list[Sample] | None = None,
+                  fold: int | None = None, folds: int = 0) -> DataSplit:
+    """The one split routine of ``run`` and ``bench``.
+
+    Test set, in order of precedence: fold ``fold`` of ``k_folds`` over the labelled images; ``test``
+    (``--test-data``: all of ``samples`` is then train/val/pretraining); else ``split.test_ratio`` of the
+    labelled images, drawn with ``split.seed``. The rest of the labelled images is split
+    ``1 - val_ratio : val_ratio`` into train/val, and the label fraction cuts BOTH to nested subsets
+    (val keeps at least one image): a "10 %" row must not pick its checkpoint with the full annotated
+    validation set. Train/val and the label subset are drawn with ``split.seed``, or with the run's
+    ``seed`` under ``split.resample_per_seed`` (then the std over seeds covers which images happened to be
+    labelled); the test set never moves. Pretraining sees every image that is not a test image.
+    """
     labelled = {s.name: s for s in samples if s.labelled}
-    if len(labelled) < 3:
-        raise DataError(f"need at least 3 labelled images (train, val, test), found {len(labelled)}; "
-                        "add annotated images or use the synthetic default data.")
-    rest, test = train_val_split(list(labelled), split["test_ratio"], split["seed"])
-    train_names, val_names = train_val_split(rest, split["val_ratio"], split["seed"])
-    train_names = label_fraction(train_names, split.get("label_fraction", 1.0), split["seed"])
-    test_set = set(test)
-    return DataSplit(train=[labelled[n] for n in train_names], val=[labelled[n] for n in val_names],
-                     test=[labelled[n] for n in test], pretrain=[s for s in samples if s.name not in test_set])
+    held_out: set[str] = set()
+    if fold is not None:
+        try:
+            held_out = set(k_folds(list(labelled), folds, split["seed"])[fold][1])
+        except ValueError as exc:
+            raise DataError(f"cross-validation: {exc}") from None
+        test = [s for n, s in labelled.items() if n in held_out]
+    elif test is None:
+        if len(labelled) < 3:
+            raise DataError(f"need at least 3 labelled images (train, val, test), found {len(labelled)}; "
+                            "add annotated images or use the synthetic default data.")
+        _, test_names = train_val_split(list(labelled), split["test_ratio"], split["seed"])
+        held_out = set(test_names)
+        test = [labelled[n] for n in test_names]
+    label_seed = seed if split.get("resample_per_seed") else split["seed"]
+    fraction = split.get("label_fraction", 1.0)
+    train, val = train_val_split([n for n in labelled if n not in held_out], split["val_ratio"], label_seed)
+    train, val = (label_fraction(names, fraction, label_seed) for names in (train, val))
+    return DataSplit(train=[labelled[n] for n in train], val=[labelled[n] for n in val], test=test,
+                     pretrain=[s for s in samples if s.name not in held_out])
 
 
 def check_sizes(images: list[Sample], minimum: int, purpose: str) -> None:
@@ -154,7 +216,8 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
     record.update(validations=[], best_aji=-1.0, best_state=None)
 
     def validate(step: int) -> None:
-        scores = evaluate(model, split.val, device, ev["min_area"], ev["tile"], ev["overlap"], "validate")["dataset"]
+        scores = evaluate(model, split.val, device, ev["min_area"], ev["tile"], ev["overlap"],
+                          "validate")[DEFAULT_AGGREGATION]
         record["validations"].append({"step": step, **scores})
         log.info("validation step %d AJI %.4f", step, scores["aji"])
         if scores["aji"] > record["best_aji"]:
@@ -175,7 +238,8 @@ def prepare(cfg: Config) -> tuple[torch.device, DataSplit]:
     """Device and the seeded data split (``cfg.split``, including its label fraction). Fails before
     any training if a finetuning image is smaller than the crop."""
     load_builtins()
-    split = split_samples(load_samples(cfg.data, cfg.unlabeled), cfg.split)
+    samples, test = load_data(cfg)
+    split = split_samples(samples, cfg.split, cfg.seed, test)
     log.info("data: %d train, %d val, %d test, %d pretraining images",
              len(split.train), len(split.val), len(split.test), len(split.pretrain))
     check_inputs(cfg, split)
@@ -187,11 +251,15 @@ def check_inputs(cfg: Config, split: DataSplit) -> None:
     check_sizes(split.train, cfg.finetune["crop"], "finetuning")
 
 
+#: the split settings pretraining depends on: which images are test images (train/val and labels do not matter)
+PRETRAINING_SPLIT_KEYS = ("test_ratio", "seed")
+
+
 def pretrain_fingerprint(cfg: Config) -> dict:
     """What the pretrained encoder depends on (not the label fraction or finetuning settings)."""
     return normalise({"pretext": cfg.pretext, "backbone": cfg.backbone, "seed": cfg.seed, "data": cfg.data,
-                      "unlabeled": cfg.unlabeled, "pretrain": cfg.pretrain,
-                      "split": {k: cfg.split[k] for k in ("test_ratio", "seed")}})
+                      "test_data": cfg.get("test_data"), "unlabeled": cfg.unlabeled, "pretrain": cfg.pretrain,
+                      "split": {k: cfg.split[k] for k in PRETRAINING_SPLIT_KEYS}})
 
 
 #: where and how fast a job runs, not what it computes: left out of fingerprints and job keys

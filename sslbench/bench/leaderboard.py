@@ -21,10 +21,11 @@ from sslbench.bench.suites import Suite
 from sslbench.config import available, load_component
 from sslbench.engine.weights import atomic_write
 from sslbench.errors import ConfigError, DataError
+from sslbench.eval.metrics import DEFAULT_AGGREGATION
 
 METRIC_NAMES = {"aji": "AJI", "aji_plus": "AJI+", "pq": "PQ", "dq": "DQ", "sq": "SQ", "dice": "Dice", "f1": "F1"}
-AGGREGATION_TEXT = {"dataset": "C and U summed over the test images, then divided (MoNuSeg)",
-                    "per_image_mean": "mean of the per-image values"}
+AGGREGATION_TEXT = {"per_image_mean": "mean of the per-image values, as the MoNuSeg challenge ranks",
+                    "summed": "C and U summed over the test images, then divided"}
 
 
 @dataclass
@@ -125,11 +126,11 @@ def _pct(value: float | None) -> Cell:
 
 
 def run_table(rows: list[dict], title: str, caption: str) -> Table:
-    """rows: {"label", "test": {"dataset": {...}}, "paper_aji": % or None, "seconds": {...}}."""
+    """rows: {"label", "test": {DEFAULT_AGGREGATION: {...}}, "paper_aji": % or None, "seconds": {...}}."""
     columns = [("AJI % ours | paper", True)] + [(f"{name} %", False) for name in ("AJI+", "PQ", "Dice", "F1")]
     board_rows = []
     for row in rows:
-        scores = row["test"]["dataset"]
+        scores = row["test"][DEFAULT_AGGREGATION]
         cells = [Cell(ours=100 * scores["aji"], seeds=1, paper=row.get("paper_aji"))]
         cells += [_pct(scores[k]) for k in ("aji_plus", "pq", "dice", "f1")]
         cells.append(Cell(text=f"{row['seconds']['pretrain']:.0f} / {row['seconds']['finetune']:.0f}"))
@@ -235,6 +236,10 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
     else:
         test = f"{counts[0]} images held out of the data (split.test_ratio, split.seed)"
     extra = f"; overrides {' '.join(context['overrides'])}" if context["overrides"] else ""
+    if len({r["seed"] for r in rows}) > 1:
+        extra += ("; train/val split and labelled subset redrawn per seed"
+                  if rows[0]["config"]["split"].get("resample_per_seed")
+                  else "; one train/val split and labelled subset for every seed (std: initialisation and sampling)")
     paper = "CPM, 5-fold cross-validation" if suite.folds else "MoNuSeg 2018 test set"
     return (f"Data: {data}; preset {context['preset']}; backbone {context['backbone']}; "
             f"seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}; test: {test}{extra}. "
@@ -243,7 +248,7 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
             "best of ours per column in bold.")
 
 
-def suite_leaderboard(out: Path, suite: Suite, aggregation: str = "dataset") -> Board:
+def suite_leaderboard(out: Path, suite: Suite, aggregation: str = DEFAULT_AGGREGATION) -> Board:
     if aggregation not in AGGREGATION_TEXT:
         raise ConfigError(f"--aggregation must be one of {', '.join(AGGREGATION_TEXT)}, got '{aggregation}'.")
     suite, rows, context = select_rows(suite, Store(out, create=False).rows())

@@ -22,8 +22,8 @@ from sslbench.errors import DataError
 
 FILENAME = "results.sqlite"
 RESULTS_FOLDER = "results"  # one JSON row per job finished by a launched task, merged into FILENAME
-# Headline metrics with the "dataset" aggregation as plain columns for SQL users; both aggregations
-# and the per-image values are in ``scores`` (JSON).
+# Headline metrics with the default aggregation (per-image mean, as the paper and MoNuSeg report) as
+# plain columns for SQL users; both aggregations and the per-image values are in ``scores`` (JSON).
 METRIC_COLUMNS = ("aji", "aji_plus", "pq", "dice", "f1")
 _JSON_COLUMNS = ("config", "scores", "versions", "context", "test_names")
 
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     context TEXT NOT NULL,         -- JSON: data, test data, preset, backbone, overrides (one bench setup)
     config TEXT NOT NULL,          -- JSON: the resolved job config
     {", ".join(f"{m} REAL" for m in METRIC_COLUMNS)},
-    scores TEXT NOT NULL,          -- JSON: {{"dataset", "per_image_mean", "per_image"}}
+    scores TEXT NOT NULL,          -- JSON: {{"per_image_mean", "summed", "per_image"}}
     test_images INTEGER NOT NULL,
     test_names TEXT NOT NULL,
     pretrain_seconds REAL,         -- NULL when the encoder was reused from an earlier job
@@ -113,7 +113,11 @@ class Store:
         """Every finished job, oldest first, JSON columns decoded."""
         with closing(self._connect()) as db:
             rows = db.execute("SELECT * FROM jobs ORDER BY finished_at, rowid").fetchall()
-        return [{k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in row.keys()} for row in rows]
+        decoded = [{k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in row.keys()} for row in rows]
+        for row in decoded:  # stores written before 0.2 named the summed aggregation "dataset"
+            if "dataset" in row["scores"]:
+                row["scores"]["summed"] = row["scores"].pop("dataset")
+        return decoded
 
 
 def _encode(record: dict) -> dict:

@@ -4,14 +4,8 @@ Each (strategy, seed, fold) pretrains once; its encoder serves every label fract
 are rows in the results store and are skipped when the same command runs again. Jobs run in this
 process, or as submitit tasks (``pretrain_task``, ``finetune_task``; see ``launch.py``).
 
-Test set, in order of precedence:
-* ``folds`` (table4): fold i of ``splits.k_folds`` over the labelled images is the test set;
-* ``--test-data PATH``: every labelled image there (the paper's protocol, e.g. MoNuSeg's 14 test
-  images); all ``--data`` images are then train/val/pretraining (``split.test_ratio`` is unused);
-* otherwise ``split.test_ratio`` of ``--data``'s labelled images, drawn with ``split.seed`` exactly
-  as ``sslbench run`` does (``job.split_samples``).
-The rest of the labelled images is split ``1 - val_ratio : val_ratio`` into train/val and the label
-fraction is a nested subset of train. Pretraining sees every image that is not a test image.
+Jobs split their data exactly as ``sslbench run`` does (``job.split_samples``: folds, ``--test-data``
+or ``split.test_ratio`` for the test set; the label fraction cuts train and val).
 """
 
 from __future__ import annotations
@@ -38,10 +32,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import sslbench
 from sslbench.bench.job import (
     EXECUTION_KEYS,
+    PRETRAINING_SPLIT_KEYS,
     DataSplit,
     check_inputs,
     finetune_phase,
-    load_samples,
+    load_data,
     pretrain_phase,
     resolve_device,
     split_samples,
@@ -49,10 +44,10 @@ from sslbench.bench.job import (
 from sslbench.bench.store import METRIC_COLUMNS, Store, merge_results, write_result
 from sslbench.config import load_component, pretext_config, resolve_run_config
 from sslbench.data.base import Sample
-from sslbench.data.splits import k_folds, label_fraction, train_val_split
 from sslbench.engine import distributed
 from sslbench.engine.weights import atomic_write, load_encoder
 from sslbench.errors import ConfigError, DataError
+from sslbench.eval.metrics import DEFAULT_AGGREGATION
 from sslbench.eval.postprocess import probabilities_to_instances
 from sslbench.eval.predict import predict_probabilities
 from sslbench.registry import PRETEXTS
@@ -133,6 +128,7 @@ class BenchOptions:
     overrides: list[str] = field(default_factory=list)
     force: bool = False
     plugins: list[str] = field(default_factory=list)  # --plugin: what a launched task loads before its job
+    allow_synthetic: bool = False  # --allow-synthetic: a real-data preset (mini, paper) on the synthetic default
 
     def context(self) -> dict:
         """What makes two benches comparable; the leaderboard shows one context at a time."""
@@ -154,7 +150,8 @@ def strategy_overrides(strategy: str, overrides: list[str]) -> list[str]:
 
 def job_config(opts: BenchOptions, job: Job) -> Config:
     return resolve_run_config(job.strategy, preset=opts.preset, backbone=opts.backbone, seed=job.seed,
-                              device=opts.device, data=opts.data, unlabeled=opts.unlabeled,
+                              device=opts.device, data=opts.data, test_data=opts.test_data,
+                              unlabeled=opts.unlabeled, allow_synthetic=opts.allow_synthetic,
                               overrides=[*strategy_overrides(job.strategy, opts.overrides),
                                          f"split.label_fraction={job.fraction}"])
 
@@ -163,9 +160,9 @@ def job_keys(cfg: Config, opts: BenchOptions, job: Job) -> tuple[str, str]:
     """(job key, pretraining key). Device and engine settings are left out: where and how fast a job
     ran does not change what it is. The pretraining key leaves out everything only finetuning reads."""
     content = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KEYS}
-    content.update(fold=job.fold, folds=opts.suite.folds, test_data=opts.test_data)
+    content.update(fold=job.fold, folds=opts.suite.folds)
     pretraining = {k: v for k, v in content.items() if k not in ("finetune", "evaluation")}
-    pretraining["split"] = {k: v for k, v in content["split"].items() if k != "label_fraction"}
+    pretraining["split"] = {k: content["split"][k] for k in PRETRAINING_SPLIT_KEYS}
     return config_hash(content), config_hash(pretraining)
 
 
@@ -182,25 +179,6 @@ def check_strategies(opts: BenchOptions) -> None:
         if cfg.pretext.get("weights") and not Path(cfg.pretext["weights"]).is_file():
             raise ConfigError(f"pretext.weights: {cfg.pretext['weights']} is not a file; pass an existing "
                               f"ResNet weights file or --skip {strategy}.")
-
-
-def data_split(samples, test_samples, split_cfg: dict, fold: int | None, folds: int) -> DataSplit:
-    if test_samples is None and fold is None:
-        return split_samples(samples, split_cfg)
-    labelled = [s for s in samples if s.labelled]
-    held_out: set[str] = set()
-    test = test_samples
-    if fold is not None:
-        try:
-            held_out = set(k_folds([s.name for s in labelled], folds, split_cfg["seed"])[fold][1])
-        except ValueError as exc:
-            raise DataError(f"cross-validation: {exc}") from None
-        test = [s for s in labelled if s.name in held_out]
-    train, val = train_val_split([s.name for s in labelled if s.name not in held_out],
-                                 split_cfg["val_ratio"], split_cfg["seed"])
-    train = set(label_fraction(train, split_cfg["label_fraction"], split_cfg["seed"]))
-    return DataSplit(train=[s for s in labelled if s.name in train], val=[s for s in labelled if s.name in val],
-                     test=test, pretrain=[s for s in samples if s.name not in held_out])
 
 
 def git_commit() -> str | None:
@@ -295,20 +273,8 @@ def plan_jobs(opts: BenchOptions, done: set[str]) -> tuple[list[PlannedJob], lis
     return plan, configs
 
 
-def load_data(opts: BenchOptions, cfg: Config) -> tuple[list[Sample], list[Sample] | None]:
-    """The suite's images and, with --test-data, its labelled test images."""
-    samples = load_samples(cfg.data, cfg.unlabeled)
-    if not opts.test_data:
-        return samples, None
-    from sslbench.data.detect import dataset_from_path
-    test_samples = [s for s in dataset_from_path(opts.test_data).load() if s.labelled]
-    if not test_samples:
-        raise DataError(f"--test-data {opts.test_data}: no labelled images found; it must hold annotations.")
-    return samples, test_samples
-
-
 def job_split(opts: BenchOptions, cfg: Config, job: Job, data: tuple[list[Sample], list[Sample] | None]) -> DataSplit:
-    return data_split(*data, cfg.split, job.fold, opts.suite.folds)
+    return split_samples(data[0], cfg.split, cfg.seed, data[1], job.fold, opts.suite.folds)
 
 
 def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: DataSplit, encoder: dict,
@@ -326,7 +292,7 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
     return {
         "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
         "fold": job.fold, "seed": job.seed, "preset": opts.preset, "context": opts.context(),
-        "config": cfg.to_dict(), **{m: scores["dataset"][m] for m in METRIC_COLUMNS}, "scores": scores,
+        "config": cfg.to_dict(), **{m: scores[DEFAULT_AGGREGATION][m] for m in METRIC_COLUMNS}, "scores": scores,
         "test_images": len(split.test), "test_names": [s.name for s in split.test],
         "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
         "device": str(device), "versions": versions(), "git_commit": git_commit(),
@@ -340,7 +306,7 @@ def _task_inputs(opts: BenchOptions, planned: PlannedJob) -> tuple[Config, DataS
         raise ConfigError(f"job {planned.job.label}: this task resolves another config than the bench command "
                           "that submitted it (another sslbench version or plugin set here?); install the same "
                           "sslbench where tasks run and re-run bench.")
-    return cfg, job_split(opts, cfg, planned.job, load_data(opts, cfg))
+    return cfg, job_split(opts, cfg, planned.job, load_data(cfg))
 
 
 def pretrain_task(opts: BenchOptions, planned: PlannedJob) -> str:
@@ -396,7 +362,7 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
     skipped = len(opts.suite.jobs(range(opts.seeds))) - len(plan)
     if not plan:
         return {"ran": 0, "skipped": skipped}
-    data = load_data(opts, configs[0])
+    data = load_data(configs[0])
     splits = [job_split(opts, cfg, p.job, data) for p, cfg in zip(plan, configs)]
     for cfg, split in zip(configs, splits):
         check_inputs(cfg, split)  # fail now, not after hours of pretraining

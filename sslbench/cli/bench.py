@@ -57,7 +57,12 @@ def bench(
     test_data: Path = typer.Option(None, help="Separate labelled test set (e.g. MoNuSeg's 14 test images); "
                                               "without it split.test_ratio of --data is held out (seeded)."),
     unlabeled: Path = typer.Option(None, help="Extra unlabelled images for pretraining only."),
+    allow_synthetic: bool = typer.Option(False, help="Run a real-data preset (mini, paper) on the synthetic "
+                                         "default data anyway (a pipeline check, not a reproduction)."),
     seeds: int = typer.Option(1, help="Seeds 0..N-1 per job; the leaderboard shows mean ± std."),
+    resample_splits: bool = typer.Option(False, help="Redraw the train/val split and the labelled subset with "
+                                         "each seed (the test set stays): the std then also covers which "
+                                         "images happened to be labelled."),
     folds: int = typer.Option(None, help="Folds for cross-validation suites (table4; default 5)."),
     backbone: str = typer.Option("resnet101", help="Encoder (sslbench list backbones)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 …"),
@@ -96,8 +101,9 @@ def bench(
     launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg, local_parallel)
     options = BenchOptions(load_suite(suite, folds, skip), out, preset, backbone, device, seeds, _absolute(data),
                            _absolute(test_data), _absolute(unlabeled),
-                           [*set_, *(["engine.compile=True"] if compile_ else [])], force,
-                           [_plugin_for_tasks(p) for p in plugin])
+                           [*set_, *(["engine.compile=True"] if compile_ else []),
+                            *(["split.resample_per_seed=True"] if resample_splits else [])], force,
+                           [_plugin_for_tasks(p) for p in plugin], allow_synthetic)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

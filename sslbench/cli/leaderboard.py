@@ -8,6 +8,7 @@ import typer
 
 from sslbench.cli.app import app, console, warn
 from sslbench.errors import ConfigError
+from sslbench.eval.metrics import DEFAULT_AGGREGATION
 
 FORMATS = ("rich", "md", "csv")
 
@@ -17,8 +18,8 @@ def leaderboard(
     suite: str = typer.Option(..., help="table1, table2, table3 or table4."),
     out: Path = typer.Option(Path("bench"), help="The bench output folder (holding results.sqlite)."),
     format: str = typer.Option("rich", help="rich (terminal), md or csv (printed; both files are written too)."),
-    aggregation: str = typer.Option("dataset", help="dataset (sum C, U over test images, as MoNuSeg) or "
-                                                    "per_image_mean."),
+    aggregation: str = typer.Option("per_image_mean", help="per_image_mean (mean of the per-image values, as "
+                                    "the MoNuSeg challenge ranks) or summed (C and U summed over the test images)."),
 ) -> None:
     """Print a suite's leaderboard and write leaderboard-<suite>.md/.csv beside the database (after
     merging the results that launched tasks left in --out)."""
@@ -30,7 +31,7 @@ def leaderboard(
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got '{format}'.")
     merge_results(out, warn)
     board = suite_leaderboard(out, load_suite(suite), aggregation)
-    write_board(board, out, suite if aggregation == "dataset" else f"{suite}-{aggregation}")
+    write_board(board, out, suite if aggregation == DEFAULT_AGGREGATION else f"{suite}-{aggregation}")
     if format == "rich":
         console.print(to_rich(board))
     else:

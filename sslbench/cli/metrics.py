@@ -11,7 +11,7 @@ from rich.table import Table
 from sslbench.cli.app import app, console
 from sslbench.data.io import LABEL_SUFFIXES, read_label_map
 from sslbench.errors import ConfigError, DataError
-from sslbench.eval.metrics import AGGREGATION_MODES, METRIC_KEYS, ImageCounts, aggregate, image_counts
+from sslbench.eval.metrics import AGGREGATION_MODES, DEFAULT_AGGREGATION, METRIC_KEYS, ImageCounts, aggregate, image_counts
 
 
 def _label_files(folder: Path) -> dict[str, Path]:
@@ -57,8 +57,9 @@ def metrics(
     gt: Path = typer.Argument(..., help="Ground-truth label map (.png/.tif/.npy), or a folder of them."),
     pred: Path = typer.Argument(..., help="Predicted label map, or a folder matched to GT by file stem."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    mode: str = typer.Option("dataset", help="Folder aggregation: 'dataset' sums C and U (and TP/FP/FN) over "
-                             "all images, as challenge reports do; 'per_image_mean' averages per-image values."),
+    mode: str = typer.Option(DEFAULT_AGGREGATION, help="Folder aggregation: 'per_image_mean' averages the "
+                             "per-image values (as the MoNuSeg challenge ranks); 'summed' sums C and U (and "
+                             "TP/FP/FN) over all images, then divides."),
     iou_threshold: float = typer.Option(0.5, help="IoU above which a GT/prediction pair counts for PQ and F1."),
 ) -> None:
     """Score instance label maps: AJI, AJI+, PQ/DQ/SQ, pixel Dice and detection F1 (fractions in [0, 1])."""

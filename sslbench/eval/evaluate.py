@@ -17,7 +17,7 @@ from sslbench.eval.predict import predict_probabilities
 
 def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, min_area: int = 10,
              tile: int = 512, overlap: int = 64, description: str = "evaluate") -> dict:
-    """{"dataset": {...}, "per_image_mean": {...}, "per_image": [{"name", metrics...}]}.
+    """{"per_image_mean": {...}, "summed": {...}, "per_image": [{"name", metrics...}]}.
 
     Under torchrun each process scores every n-th image; the additive per-image counts are gathered,
     so every process returns the same scores as a single process would."""

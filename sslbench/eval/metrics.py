@@ -42,9 +42,11 @@ Edge cases (no NaN ever reaches an average)
 
 Aggregation over a data set (:func:`aggregate`)
 ------------------------------------------------
-``"dataset"`` sums the counts of all images first (C and U for AJI/AJI+, TP/FP/FN/IoU for PQ,
-foreground overlap for Dice) and then divides, as the MoNuSeg challenge reports AJI;
-``"per_image_mean"`` averages the per-image values.
+``"per_image_mean"`` (the default) averages the per-image values: the MoNuSeg 2018 challenge ranks
+by the mean of the per-image AJI over its test images (Kumar et al., IEEE TMI 2020) and Xie et al.
+report that average. ``"summed"`` sums the counts of all images first (C and U for AJI/AJI+,
+TP/FP/FN/IoU for PQ, foreground overlap for Dice) and then divides: large, crowded images weigh
+more, so the two can differ by whole AJI points.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ from scipy.optimize import linear_sum_assignment
 from sslbench.errors import ConfigError, DataError
 
 METRIC_KEYS = ("aji", "aji_plus", "pq", "dq", "sq", "dice", "f1")
-AGGREGATION_MODES = ("dataset", "per_image_mean")
+AGGREGATION_MODES = ("per_image_mean", "summed")
+DEFAULT_AGGREGATION = "per_image_mean"
 
 
 @dataclass(frozen=True)
@@ -258,8 +261,8 @@ def detection_f1(gt: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5) -
     return all_metrics(gt, pred, iou_threshold)["f1"]
 
 
-def aggregate(per_image: Sequence[ImageCounts], mode: str = "dataset") -> dict[str, float]:
-    """Metrics of a data set: ``"dataset"`` sums the counts, ``"per_image_mean"`` averages values."""
+def aggregate(per_image: Sequence[ImageCounts], mode: str = DEFAULT_AGGREGATION) -> dict[str, float]:
+    """Metrics of a data set: ``"per_image_mean"`` averages values, ``"summed"`` sums the counts."""
     if mode not in AGGREGATION_MODES:
         raise ConfigError(f"unknown aggregation mode '{mode}'; choose one of: {', '.join(AGGREGATION_MODES)}.")
     if not per_image:

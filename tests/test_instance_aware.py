@@ -2,8 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sslbench.config import resolve_run_config
 from sslbench.models import build_encoder
 from sslbench.pretext.instance_aware import InstanceAware, ranking_loss, triplet_loss
+from sslbench.registry import PRETEXTS, build
 
 CHANNELS = (3, 64, 64, 128, 256, 512)
 
@@ -81,6 +83,27 @@ def test_forward_switches_and_training_step_lowers_loss(use_st, use_cr, keys):
     after = task(encoder, batch)["loss"].item()
     encoder.train()
     assert after < losses["loss"].item() or after == 0.0
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_embedding_normalisation_is_an_option_and_both_variants_train(normalize):
+    torch.manual_seed(0)
+    encoder = build_encoder(dict(type="SmpEncoder", name="resnet18"))
+    cfg = resolve_run_config("instance_aware", overrides=[f"pretext.normalize_embedding={normalize}"])
+    cfg.pretext.update(crop=64, neg_scales=(32, 16))
+    task = build(PRETEXTS, cfg.pretext, encoder_channels=encoder.out_channels)
+    batch = task.sample(_images(), 4, torch.Generator().manual_seed(0))
+    norms = task.embed_features(encoder, batch["anchor"]).norm(dim=1)
+    # normalised: on the unit sphere; the paper's unnormalised z: the linear layer's scale, not 1
+    assert torch.allclose(norms, torch.ones(4), atol=1e-5) == normalize
+    assert normalize or (norms - 1).abs().min() > 0.05
+    optimizer = torch.optim.SGD(list(encoder.parameters()) + list(task.parameters()), lr=0.01)
+    for _ in range(3):
+        losses = task(encoder, batch)
+        assert all(torch.isfinite(v) for v in losses.values()), losses
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
 
 
 @pytest.mark.parametrize("kwargs", [dict(use_st=False, use_cr=False), dict(crop=64, neg_scales=(128,)),

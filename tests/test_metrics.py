@@ -54,6 +54,41 @@ def test_overlapping_but_not_chosen_prediction_is_penalised():
     assert aji(row(1, 1, 1, 1, 1, 1), row(7, 7, 7, 7, 3, 3)) == pytest.approx(4 / (6 + 2))
 
 
+def square(centre_col, side, shape=(40, 60)):
+    """One nucleus: a side² square centred on row 20 and column ``centre_col``."""
+    labels = np.zeros(shape, np.int32)
+    top, left = 20 - side // 2, centre_col - side // 2
+    labels[top:top + side, left:left + side] = 1
+    return labels
+
+
+@pytest.mark.parametrize("shift, detected", [(11, True), (12, True), (13, False)])
+def test_detection_f1_pairs_centroids_within_12_px(shift, detected):
+    # Two 5² squares, centroids `shift` px apart and no pixel in common: DQ is 0 either way.
+    gt, pred = square(20, 5), square(20 + shift, 5)
+    assert detection_f1(gt, pred) == (1.0 if detected else 0.0)  # else 1 FP + 1 FN
+    assert all_metrics(gt, pred)["dq"] == 0.0
+    assert detection_f1(gt, pred, centroid_radius=shift - 0.5) == 0.0  # the radius is a parameter
+
+
+def test_dq_and_f1_differ_when_a_nucleus_is_found_but_badly_delineated():
+    # Concentric 3² GT and 7² prediction: IoU 9/49 < 0.5, same centroid.
+    metrics = all_metrics(square(20, 3), square(20, 7))
+    assert (metrics["dq"], metrics["f1"]) == (0.0, 1.0)
+    # The merge: the blob's centroid (column 2) lies 1.5 px from both GT centroids; one pair, one FN.
+    assert detection_f1(MERGE_GT, MERGE_PRED) == pytest.approx(2 * 1 / (2 * 1 + 0 + 1))
+
+
+def test_detection_pairing_is_hungarian_not_greedy():
+    # GT at columns 0 and 10, predictions at 6 and 17. Greedy nearest-first takes (10, 6) at 4 px and
+    # is left with (0, 17) at 17 px; the assignment minimising the summed distance pairs (0, 6) and
+    # (10, 17), both within 12 px.
+    gt, pred = np.zeros((1, 18), np.int32), np.zeros((1, 18), np.int32)
+    gt[0, [0, 10]] = 1, 2
+    pred[0, [6, 17]] = 1, 2
+    assert detection_f1(gt, pred) == 1.0
+
+
 @pytest.mark.parametrize("small, large, expected", [(2, 5, 1 / (3 + 5)), (5, 2, 2 / (6 + 1))])
 def test_aji_iou_tie_goes_to_the_lowest_prediction_id(small, large, expected):
     # GT of 3 px: prediction `small` (1 px, IoU 1/3) and `large` (5 px, 2 inside, IoU 2/6) tie exactly.
@@ -89,6 +124,8 @@ def test_aggregate_summed_sums_counts_and_per_image_mean_averages():
     # 1 TP (IoU .75), FP 1 + 1, FN 0 + 2.
     assert aggregate(counts, "summed")["dq"] == pytest.approx(1 / (1 + 0.5 * 4))
     assert aggregate(counts, "summed")["sq"] == pytest.approx(0.75)
+    # Detection: FP case 1 TP + 1 FP, merge case 1 TP + 1 FN.
+    assert aggregate(counts, "summed")["f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
 
 
 def test_aggregate_with_an_empty_image_stays_finite():
@@ -107,6 +144,8 @@ def test_aggregate_rejects_bad_input():
         aggregate([])
     with pytest.raises(ConfigError, match="iou_threshold"):
         aggregate([image_counts(FP_GT, FP_PRED), image_counts(FP_GT, FP_PRED, iou_threshold=0.7)])
+    with pytest.raises(ConfigError, match="centroid_radius"):
+        aggregate([image_counts(FP_GT, FP_PRED), image_counts(FP_GT, FP_PRED, centroid_radius=6)])
 
 
 @pytest.mark.parametrize("gt, pred, message", [
@@ -127,6 +166,12 @@ def test_iou_threshold_must_be_a_fraction():
         all_metrics(FP_GT, FP_PRED, iou_threshold=1.5)
 
 
+@pytest.mark.parametrize("radius", [-1.0, float("inf"), float("nan")])
+def test_centroid_radius_must_be_a_finite_distance(radius):
+    with pytest.raises(ConfigError, match="centroid_radius"):
+        all_metrics(FP_GT, FP_PRED, centroid_radius=radius)
+
+
 def test_overlap_table_counts_every_pair():
     ov = overlap_table(row(4, 4, 9, 9, 0), row(0, 7, 7, 3, 3))
     assert ov.gt_ids.tolist() == [4, 9] and ov.pred_ids.tolist() == [3, 7]
@@ -143,6 +188,7 @@ def test_agrees_exactly_with_the_reference_on_random_maps(seed):
     gt, pred = random_label_pair(rng, int(rng.integers(16, 96)), int(rng.integers(1, 25)), dtype=dtype)
     for threshold in (0.5, 0.75, 0.3, 0.0):
         assert all_metrics(gt, pred, threshold) == reference_metrics(gt, pred, threshold)
+    assert all_metrics(gt, pred, centroid_radius=3) == reference_metrics(gt, pred, centroid_radius=3)
 
 
 def test_agrees_with_the_reference_when_id_pairs_are_too_many_for_a_dense_histogram():

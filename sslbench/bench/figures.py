@@ -96,7 +96,9 @@ def overlay_figure(out: Path, rows: list[dict], path: Path) -> Path:
 @torch.no_grad()
 def density_maps(encoder, positive: np.ndarray, scales: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The positive crop and one negative per scale (its centre sub-crop resized to the crop size, as the
-    pretext samples them) with the channel-mean of the encoder's last-but-one feature map, upsampled."""
+    pretext samples them) with the channel-mean of the encoder's last-but-one feature map, upsampled.
+    The paper shows its last deconvolution (decoder) layer; only the encoder is pretrained (the decoder
+    starts fresh at finetuning), so the encoder's features are what the pretext task shaped."""
     size = positive.shape[0]
     x = image_tensor(positive)[None].float()
     crops = [x]

@@ -44,10 +44,10 @@ def _pairs(gt: Path, pred: Path) -> list[tuple[str, Path, Path]]:
     return [(stem, gt_files[stem], pred_files[stem]) for stem in sorted(gt_files)]
 
 
-def _score(gt_path: Path, pred_path: Path, iou_threshold: float) -> ImageCounts:
+def _score(gt_path: Path, pred_path: Path, iou_threshold: float, centroid_radius: float) -> ImageCounts:
     gt_map, pred_map = read_label_map(gt_path), read_label_map(pred_path)
     try:
-        return image_counts(gt_map, pred_map, iou_threshold)
+        return image_counts(gt_map, pred_map, iou_threshold, centroid_radius)
     except DataError as exc:  # e.g. a shape mismatch: name the files
         raise DataError(f"{gt_path} vs {pred_path}: {exc}") from None
 
@@ -60,13 +60,15 @@ def metrics(
     mode: str = typer.Option(DEFAULT_AGGREGATION, help="Folder aggregation: 'per_image_mean' averages the "
                              "per-image values (as the MoNuSeg challenge ranks); 'summed' sums C and U (and "
                              "TP/FP/FN) over all images, then divides."),
-    iou_threshold: float = typer.Option(0.5, help="IoU above which a GT/prediction pair counts for PQ and F1."),
+    iou_threshold: float = typer.Option(0.5, help="IoU above which a GT/prediction pair counts for PQ/DQ/SQ."),
+    centroid_radius: float = typer.Option(12.0, help="Detection F1: largest centroid distance (pixels) of a "
+                                          "matched GT/prediction pair (HoVer-Net: 12)."),
 ) -> None:
     """Score instance label maps: AJI, AJI+, PQ/DQ/SQ, pixel Dice and detection F1 (fractions in [0, 1])."""
     if mode not in AGGREGATION_MODES:
         raise ConfigError(f"--mode '{mode}' is unknown; choose one of: {', '.join(AGGREGATION_MODES)}.")
     pairs = _pairs(gt, pred)
-    counts = [_score(g, p, iou_threshold) for _, g, p in pairs]
+    counts = [_score(g, p, iou_threshold, centroid_radius) for _, g, p in pairs]
     per_image = [{"name": name, **c.metrics()} for (name, _, _), c in zip(pairs, counts)]
     folders = gt.is_dir()
     result = aggregate(counts, mode) if folders else counts[0].metrics()
@@ -75,7 +77,7 @@ def metrics(
             result = {**result, "aggregation": mode, "per_image": per_image}
         typer.echo(json.dumps(result))
         return
-    table = Table(title=f"instance metrics (IoU threshold {iou_threshold:g})")
+    table = Table(title=f"instance metrics (IoU threshold {iou_threshold:g}, centroid radius {centroid_radius:g} px)")
     table.add_column("image")
     for key in METRIC_KEYS:
         table.add_column(key, justify="right")

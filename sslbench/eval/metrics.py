@@ -1,8 +1,9 @@
 """Instance-segmentation metrics for nuclei: AJI, AJI+, PQ/DQ/SQ, pixel Dice, detection F1.
 
-Every metric is computed from one sparse GT×prediction overlap table (:func:`overlap_table`),
-built in a single pass over the pixels with ``np.bincount`` on combined ids, so scoring a
-1000×1000 map with hundreds of nuclei costs milliseconds and can run on every validation step.
+Every metric is computed from one sparse GT×prediction overlap table (:func:`overlap_table`,
+which also holds every instance's area and centroid), built in a single pass over the pixels with
+``np.bincount`` on combined ids, so scoring a 1000×1000 map with hundreds of nuclei costs tens of
+milliseconds and can run on every validation step.
 
 Inputs are 2-D non-negative integer instance label maps of equal shape (0 = background).
 Ids need not be contiguous; any unsigned or signed integer dtype is accepted.
@@ -21,7 +22,12 @@ Semantics
   taken first, then thresholded). DQ = TP / (TP + FP/2 + FN/2), SQ = mean IoU of the TPs,
   PQ = DQ·SQ.
 * **Dice**: pixel-level foreground Dice 2|G∩P| / (|G| + |P|) of the binarised maps (as CPM).
-* **Detection F1**: 2TP / (2TP + FP + FN) with the PQ matching; identical to DQ by definition.
+* **Detection F1** (HoVer-Net ``compute_stats.py``, ``pair_coordinates``): GT and predicted nuclei
+  are paired by their centroids (mean pixel position), with the Hungarian assignment minimising
+  the summed centroid distance over all pairs; assigned pairs farther apart than
+  ``centroid_radius`` (default 12 px, HoVer-Net's value; a pair at exactly the radius counts) are
+  dropped. F1 = 2TP / (2TP + FP + FN). Unlike DQ it needs no pixel overlap: a nucleus found but
+  badly delineated (IoU ≤ 0.5) is still detected.
 
 Deliberate differences from HoVer-Net
 -------------------------------------
@@ -30,7 +36,9 @@ Deliberate differences from HoVer-Net
   id, as MATLAB's ``max`` does in the official code.
 * No ``remap_label`` is needed: ids are compacted internally, so non-contiguous ids and any
   integer dtype give the same values as their contiguous relabelling.
-* Empty maps return defined values instead of NaN / division by zero (below).
+* Empty maps return defined values instead of NaN / division by zero (below). For detection F1,
+  HoVer-Net's ``compute_stats.py`` stands a dummy centroid at (0, 0) in for an empty map (a phantom
+  FP or FN, or a TP if a nucleus lies near that corner); here an empty side has no centroids.
 
 Edge cases (no NaN ever reaches an average)
 -------------------------------------------
@@ -45,8 +53,8 @@ Aggregation over a data set (:func:`aggregate`)
 ``"per_image_mean"`` (the default) averages the per-image values: the MoNuSeg 2018 challenge ranks
 by the mean of the per-image AJI over its test images (Kumar et al., IEEE TMI 2020) and Xie et al.
 report that average. ``"summed"`` sums the counts of all images first (C and U for AJI/AJI+,
-TP/FP/FN/IoU for PQ, foreground overlap for Dice) and then divides: large, crowded images weigh
-more, so the two can differ by whole AJI points.
+TP/FP/FN/IoU for PQ, foreground overlap for Dice, detection TP/FP/FN for F1) and then divides:
+large, crowded images weigh more, so the two can differ by whole AJI points.
 """
 
 from __future__ import annotations
@@ -54,16 +62,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 
 from sslbench.errors import ConfigError, DataError
 
 METRIC_KEYS = ("aji", "aji_plus", "pq", "dq", "sq", "dice", "f1")
 AGGREGATION_MODES = ("per_image_mean", "summed")
 DEFAULT_AGGREGATION = "per_image_mean"
+#: the ImageCounts fields that are settings, not counts: equal across images, never summed
+_SETTINGS = ("iou_threshold", "centroid_radius")
 
 
 @dataclass(frozen=True)
@@ -72,13 +83,16 @@ class Overlap:
 
     ``gt_ids``/``pred_ids`` are the sorted non-zero ids present; ``rows``/``cols`` index them
     and ``inter`` holds the pixel count of every overlapping pair (only pairs with
-    ``inter > 0`` are stored), sorted by (row, col).
+    ``inter > 0`` are stored), sorted by (row, col). ``gt_centroid``/``pred_centroid`` are
+    (n, 2) mean pixel positions (row, column) in id order.
     """
 
     gt_ids: np.ndarray
     pred_ids: np.ndarray
     gt_area: np.ndarray
     pred_area: np.ndarray
+    gt_centroid: np.ndarray
+    pred_centroid: np.ndarray
     rows: np.ndarray
     cols: np.ndarray
     inter: np.ndarray
@@ -106,7 +120,11 @@ class ImageCounts:
     iou_sum: float
     fg_inter: int
     fg_total: int
+    det_tp: int
+    det_fp: int
+    det_fn: int
     iou_threshold: float = 0.5
+    centroid_radius: float = 12.0
 
     def metrics(self) -> dict[str, float]:
         """Fractions in [0, 1] keyed by :data:`METRIC_KEYS`; see the module doc for empty maps."""
@@ -114,7 +132,8 @@ class ImageCounts:
         empty = self.fg_total == 0
         sq = self.iou_sum / self.tp if self.tp else float(empty)
         return {"aji": _ratio(self.aji_c, self.aji_u), "aji_plus": _ratio(self.aji_plus_c, self.aji_plus_u),
-                "pq": dq * sq, "dq": dq, "sq": sq, "dice": _ratio(2 * self.fg_inter, self.fg_total), "f1": dq}
+                "pq": dq * sq, "dq": dq, "sq": sq, "dice": _ratio(2 * self.fg_inter, self.fg_total),
+                "f1": _ratio(2 * self.det_tp, 2 * self.det_tp + self.det_fp + self.det_fn)}
 
 
 def _ratio(num: float, den: float) -> float:
@@ -137,27 +156,38 @@ def _check(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gt, pred
 
 
-def _ids_and_areas(flat: np.ndarray):
-    """Sorted non-zero ids of a flat label map, their areas, and a map from id values to positions."""
+def _instances(labels: np.ndarray):
+    """Sorted non-zero ids of a 2-D label map, their areas and centroids (row, column), and a map
+    from id values to positions."""
+    flat = labels.ravel()
     top = int(flat.max()) if flat.size else 0
     if top <= max(4 * flat.size, 1 << 16):  # a lookup table no bigger than a few images
         counts = np.bincount(flat.astype(np.intp, copy=False), minlength=1)
         ids = np.flatnonzero(counts[1:]) + 1
         lut = np.zeros(top + 1, np.intp)
         lut[ids] = np.arange(ids.size)
-        return ids, counts[ids], lut.__getitem__
-    ids, counts = np.unique(flat, return_counts=True)  # huge sparse ids
-    keep = ids != 0
-    ids = ids[keep]
-    return ids, counts[keep], lambda values: np.searchsorted(ids, values)
+        areas, position = counts[ids], lut.__getitem__
+    else:  # huge sparse ids
+        ids, counts = np.unique(flat, return_counts=True)
+        keep = ids != 0
+        ids, areas = ids[keep], counts[keep]
+        position = partial(np.searchsorted, ids)
+    # Weighted bincounts over the foreground pixels: about 13 ms for a 1000² map with 600 nuclei,
+    # where scipy.ndimage.center_of_mass took about 90 ms for the same centroids.
+    foreground = np.flatnonzero(flat)
+    pos = position(flat[foreground])
+    rows, cols = np.divmod(foreground, max(labels.shape[1], 1))
+    sums = np.stack([np.bincount(pos, weights=rows, minlength=ids.size),
+                     np.bincount(pos, weights=cols, minlength=ids.size)], axis=1)
+    return ids, areas, sums / areas[:, None], position
 
 
 def overlap_table(gt: np.ndarray, pred: np.ndarray) -> Overlap:
     """The sparse GT×prediction intersection table, built in one pass over the pixels."""
     gt, pred = _check(gt, pred)
+    gt_ids, gt_area, gt_centroid, gt_pos = _instances(gt)
+    pred_ids, pred_area, pred_centroid, pred_pos = _instances(pred)
     gt, pred = gt.ravel(), pred.ravel()
-    gt_ids, gt_area, gt_pos = _ids_and_areas(gt)
-    pred_ids, pred_area, pred_pos = _ids_and_areas(pred)
     n_gt, n_pred = gt_ids.size, pred_ids.size
     both = (gt > 0) & (pred > 0)
     code = gt_pos(gt[both]) * n_pred + pred_pos(pred[both])
@@ -169,7 +199,7 @@ def overlap_table(gt: np.ndarray, pred: np.ndarray) -> Overlap:
         code, inter = np.unique(code, return_counts=True)
     rows, cols = np.divmod(code, max(n_pred, 1))
     return Overlap(gt_ids, pred_ids, gt_area.astype(np.int64), pred_area.astype(np.int64),
-                   rows, cols, inter.astype(np.int64))
+                   gt_centroid, pred_centroid, rows, cols, inter.astype(np.int64))
 
 
 def _hungarian(ov: Overlap) -> np.ndarray:
@@ -207,10 +237,22 @@ def _best_per_gt(ov: Overlap) -> np.ndarray:
     return order[first]
 
 
-def image_counts(gt: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5) -> ImageCounts:
+def _detected_pairs(ov: Overlap, radius: float) -> int:
+    """Centroid pairs within ``radius`` among the Hungarian assignment on centroid distance (HoVer-Net)."""
+    if not (ov.gt_ids.size and ov.pred_ids.size):
+        return 0
+    distance = cdist(ov.gt_centroid, ov.pred_centroid)
+    rows, cols = linear_sum_assignment(distance)
+    return int(np.count_nonzero(distance[rows, cols] <= radius))
+
+
+def image_counts(gt: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5,
+                 centroid_radius: float = 12.0) -> ImageCounts:
     """The additive counts of one image; keep these per image to :func:`aggregate` a data set."""
     if not 0.0 <= iou_threshold < 1.0:
         raise ConfigError(f"iou_threshold must be in [0, 1), got {iou_threshold}.")
+    if not 0.0 <= centroid_radius < math.inf:
+        raise ConfigError(f"centroid_radius must be a finite distance >= 0 in pixels, got {centroid_radius}.")
     ov = overlap_table(gt, pred)
     aji_c, aji_u = _aji_cu(ov, _best_per_gt(ov))
     hungarian = _hungarian(ov)
@@ -220,15 +262,19 @@ def image_counts(gt: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5) -
     tp_entries = np.flatnonzero(iou > iou_threshold) if iou_threshold >= 0.5 else \
         hungarian[iou[hungarian] > iou_threshold]
     tp = int(tp_entries.size)
+    n_gt, n_pred = int(ov.gt_ids.size), int(ov.pred_ids.size)
+    det_tp = _detected_pairs(ov, centroid_radius)
     return ImageCounts(aji_c=aji_c, aji_u=aji_u, aji_plus_c=plus_c, aji_plus_u=plus_u, tp=tp,
-                       fp=int(ov.pred_ids.size) - tp, fn=int(ov.gt_ids.size) - tp,
-                       iou_sum=math.fsum(iou[tp_entries]), fg_inter=int(ov.inter.sum()),
-                       fg_total=int(ov.gt_area.sum() + ov.pred_area.sum()), iou_threshold=iou_threshold)
+                       fp=n_pred - tp, fn=n_gt - tp, iou_sum=math.fsum(iou[tp_entries]),
+                       fg_inter=int(ov.inter.sum()), fg_total=int(ov.gt_area.sum() + ov.pred_area.sum()),
+                       det_tp=det_tp, det_fp=n_pred - det_tp, det_fn=n_gt - det_tp,
+                       iou_threshold=iou_threshold, centroid_radius=centroid_radius)
 
 
-def all_metrics(gt: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5) -> dict[str, float]:
+def all_metrics(gt: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5,
+                centroid_radius: float = 12.0) -> dict[str, float]:
     """Every metric of one image from one overlap table: keys :data:`METRIC_KEYS`."""
-    return image_counts(gt, pred, iou_threshold).metrics()
+    return image_counts(gt, pred, iou_threshold, centroid_radius).metrics()
 
 
 def aji(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -256,9 +302,9 @@ def dice(gt: np.ndarray, pred: np.ndarray) -> float:
     return _ratio(2 * int(np.count_nonzero(g & p)), int(np.count_nonzero(g)) + int(np.count_nonzero(p)))
 
 
-def detection_f1(gt: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5) -> float:
-    """Detection F1 with the PQ matching (a TP is a unique pair with IoU > threshold)."""
-    return all_metrics(gt, pred, iou_threshold)["f1"]
+def detection_f1(gt: np.ndarray, pred: np.ndarray, centroid_radius: float = 12.0) -> float:
+    """Detection F1: Hungarian pairing on centroid distance, pairs within ``centroid_radius`` px (HoVer-Net)."""
+    return all_metrics(gt, pred, centroid_radius=centroid_radius)["f1"]
 
 
 def aggregate(per_image: Sequence[ImageCounts], mode: str = DEFAULT_AGGREGATION) -> dict[str, float]:
@@ -267,11 +313,13 @@ def aggregate(per_image: Sequence[ImageCounts], mode: str = DEFAULT_AGGREGATION)
         raise ConfigError(f"unknown aggregation mode '{mode}'; choose one of: {', '.join(AGGREGATION_MODES)}.")
     if not per_image:
         raise DataError("no images to aggregate; pass at least one ImageCounts.")
-    if len({c.iou_threshold for c in per_image}) > 1:
-        raise ConfigError("images were counted at different iou_threshold values; count them all at one.")
+    settings = {name: getattr(per_image[0], name) for name in _SETTINGS}
+    for name, value in settings.items():
+        if any(getattr(c, name) != value for c in per_image):
+            raise ConfigError(f"images were counted at different {name} values; count them all at one.")
     if mode == "per_image_mean":
         values = [c.metrics() for c in per_image]
         return {k: float(np.mean([v[k] for v in values])) for k in METRIC_KEYS}
     summed = {f.name: sum(getattr(c, f.name) for c in per_image)
-              for f in fields(ImageCounts) if f.name != "iou_threshold"}
-    return ImageCounts(**summed, iou_threshold=per_image[0].iou_threshold).metrics()
+              for f in fields(ImageCounts) if f.name not in _SETTINGS}
+    return ImageCounts(**summed, **settings).metrics()

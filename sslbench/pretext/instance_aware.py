@@ -3,12 +3,19 @@
 A triplet per source image: anchor = random ``crop``² crop; positive = an adjacent crop of the same
 size (shifted by at most one crop side, so it overlaps or touches the anchor); negative = a random
 sub-crop of the positive with side drawn from ``neg_scales``, resized to ``crop``² (larger, fewer
-nuclei). Encoder features -> global average pool -> linear 128-d embedding z, L2-normalised as in
-FaceNet (Schroff et al., the triplet loss the paper cites as [12]); unnormalised, the squared
-distances grow without bound and their gradients swamp the encoder within a few steps.
+nuclei). Encoder features -> global average pool -> linear 128-d embedding z.
 L_ST = max(0, d(za, zp) - d(za, zn) + m1), d = squared L2 (scale-wise triplet, Eq. 1);
 L_CR = max(0, f(zn) - f(zp) + m2), f a learned linear map to a scalar (count ranking, Eq. 2).
-The paper's Σ runs over triplets; we average over the batch so the loss scale is batch-size free.
+
+Departures from the paper's text (listed in the README, "Deviations from the paper"):
+
+* ``normalize_embedding=True`` (default) L2-normalises z as FaceNet does (Schroff et al., the
+  triplet loss the paper cites as [12]); the paper does not say. On the unit sphere the squared
+  distances lie in [0, 4], so the margin m1 = 1 keeps a fixed meaning; unnormalised, the loss can
+  be lowered by scaling z instead of ordering it. ``--set pretext.normalize_embedding=False`` gives
+  the unnormalised z of the paper's text.
+* The paper's Σ runs over triplets; both losses are batch means here, so the loss scale (and the
+  learning rate that suits it) does not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ class InstanceAware(Pretext):
 
     def __init__(self, encoder_channels: Sequence[int], crop: int = 768,
                  neg_scales: Sequence[int] = (512, 256, 128, 64), embed_dim: int = 128,
-                 margin_st: float = 1.0, margin_cr: float = 1.0, use_st: bool = True, use_cr: bool = True):
+                 margin_st: float = 1.0, margin_cr: float = 1.0, use_st: bool = True, use_cr: bool = True,
+                 normalize_embedding: bool = True):
         super().__init__(encoder_channels)
         if not (use_st or use_cr):
             raise ValueError("instance_aware needs use_st or use_cr (or both) switched on.")
@@ -51,6 +59,7 @@ class InstanceAware(Pretext):
             raise ValueError(f"margins must be >= 0, got margin_st={margin_st}, margin_cr={margin_cr}.")
         self.crop, self.neg_scales = crop, tuple(neg_scales)
         self.margin_st, self.margin_cr, self.use_st, self.use_cr = margin_st, margin_cr, use_st, use_cr
+        self.normalize_embedding = normalize_embedding
         self.min_image_size = crop
         self.embed = nn.Linear(self.encoder_channels[-1], embed_dim)
         # f: a 1×1 "fully convolutional" map on the pooled z; absent without L_CR, so that every
@@ -100,7 +109,8 @@ class InstanceAware(Pretext):
 
     def embed_features(self, encoder: nn.Module, images_uint8: torch.Tensor) -> torch.Tensor:
         features = encoder(normalize(images_uint8))[-1]
-        return F.normalize(self.embed(features.mean(dim=(2, 3))), dim=1)
+        z = self.embed(features.mean(dim=(2, 3)))
+        return F.normalize(z, dim=1) if self.normalize_embedding else z
 
     def losses(self, za, zp, zn) -> dict[str, torch.Tensor]:
         out = {}

@@ -111,3 +111,57 @@ def test_embedding_normalisation_is_an_option_and_both_variants_train(normalize)
 def test_invalid_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         InstanceAware(CHANNELS, **kwargs)
+
+
+def test_match_blur_sends_anchor_and_positive_through_the_negatives_resampling():
+    images = _images(count=2, size=160)
+    task = InstanceAware(CHANNELS, crop=64, neg_scales=(32, 16), match_blur=True)
+    plain = InstanceAware(CHANNELS, crop=64, neg_scales=(32, 16))
+    batch, reference = task.sample(images, 6, torch.Generator().manual_seed(3)), plain.sample(
+        images, 6, torch.Generator().manual_seed(3))
+    assert torch.equal(batch["boxes"], reference["boxes"]) and torch.equal(batch["negative"], reference["negative"])
+    for i, (_, _, (_, _, side)) in enumerate(batch["boxes"].tolist()):
+        for view in ("anchor", "positive"):
+            small = F.interpolate(reference[view][i:i + 1].float(), size=(side, side), mode="bilinear",
+                                  antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
+            expected = F.interpolate(small.float(), size=(64, 64), mode="bilinear",
+                                     align_corners=False).round().clamp(0, 255).to(torch.uint8)
+            assert torch.equal(batch[view][i], expected[0])
+
+
+def _high_frequency(views: torch.Tensor) -> float:
+    return (views.float()[..., 1:, :] - views.float()[..., :-1, :]).abs().mean().item()
+
+
+def test_match_blur_removes_the_sharpness_gap_between_the_views():
+    from sslbench.data.base import image_tensor
+    from sslbench.data.synthetic import Synthetic
+
+    images = [image_tensor(s.image) for s in Synthetic(num_images=2, size=256, seed=0).load()]
+    for scale in (96, 64):
+        plain = InstanceAware(CHANNELS, crop=128, neg_scales=(scale,)).sample(images, 16, torch.Generator().manual_seed(0))
+        matched = InstanceAware(CHANNELS, crop=128, neg_scales=(scale,), match_blur=True).sample(
+            images, 16, torch.Generator().manual_seed(0))
+        # H&E tiles: the upsampled negative is much smoother than a native crop; matched views are not
+        assert _high_frequency(plain["anchor"]) > 1.8 * _high_frequency(plain["negative"])
+        for view in ("anchor", "positive"):
+            assert _high_frequency(matched[view]) < 1.3 * _high_frequency(matched["negative"])
+
+
+def test_shuffle_roles_swaps_positive_and_negative_in_a_random_half_of_the_triplets():
+    torch.manual_seed(0)
+    encoder = build_encoder(dict(type="SmpEncoder", name="resnet18"))
+    task = InstanceAware(encoder.out_channels, crop=64, neg_scales=(32,), shuffle_roles=True)
+    batch = task.sample(_images(count=2, size=128), 64, torch.Generator().manual_seed(1))
+    assert 16 < int(batch["swap"].sum()) < 48
+    encoder.eval()  # the same BatchNorm statistics for both forward passes below
+    with torch.no_grad():
+        z = task.embed_features(encoder, torch.cat([batch["anchor"], batch["positive"], batch["negative"]]))
+        za, zp, zn = z.chunk(3)
+        swap = batch["swap"][:, None]
+        expected = task.losses(za, torch.where(swap, zn, zp), torch.where(swap, zp, zn))
+        got = task(encoder, batch)
+    for key in ("loss", "loss_st", "loss_cr"):
+        assert got[key].item() == pytest.approx(expected[key].item(), rel=1e-5)
+    assert "swap" not in InstanceAware(CHANNELS, crop=64, neg_scales=(32,)).sample(
+        _images(count=1, size=128), 4, torch.Generator().manual_seed(1))

@@ -16,6 +16,16 @@ Departures from the paper's text (listed in the README, "Deviations from the pap
   the unnormalised z of the paper's text.
 * The paper's Σ runs over triplets; both losses are batch means here, so the loss scale (and the
   learning rate that suits it) does not depend on the batch size.
+
+Two options probe what the task teaches (issue 15; off by default, the paper's task is unchanged):
+
+* ``match_blur=True``: the negative is the only view that was upsampled, so interpolation blur alone
+  tells it apart — a low-level cue, not nuclei size or count. Anchor and positive then go through the
+  same path at the same scale (down to the negative's side, back up to ``crop``), so only the zoom on
+  the content differs between the views.
+* ``shuffle_roles=True`` is the control: the same triplets at the same cost, but positive and negative
+  swap roles in a random half of them, so the targets carry no nuclei information. A gain from this
+  strategy is a warm start (BatchNorm statistics, weight scale), not instance awareness.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ class InstanceAware(Pretext):
     def __init__(self, encoder_channels: Sequence[int], crop: int = 768,
                  neg_scales: Sequence[int] = (512, 256, 128, 64), embed_dim: int = 128,
                  margin_st: float = 1.0, margin_cr: float = 1.0, use_st: bool = True, use_cr: bool = True,
-                 normalize_embedding: bool = True):
+                 normalize_embedding: bool = True, match_blur: bool = False, shuffle_roles: bool = False):
         super().__init__(encoder_channels)
         if not (use_st or use_cr):
             raise ValueError("instance_aware needs use_st or use_cr (or both) switched on.")
@@ -60,6 +70,7 @@ class InstanceAware(Pretext):
         self.crop, self.neg_scales = crop, tuple(neg_scales)
         self.margin_st, self.margin_cr, self.use_st, self.use_cr = margin_st, margin_cr, use_st, use_cr
         self.normalize_embedding = normalize_embedding
+        self.match_blur, self.shuffle_roles = match_blur, shuffle_roles
         self.min_image_size = crop
         self.embed = nn.Linear(self.encoder_channels[-1], embed_dim)
         # f: a 1×1 "fully convolutional" map on the pooled z; absent without L_CR, so that every
@@ -68,7 +79,7 @@ class InstanceAware(Pretext):
 
     def sample(self, images, batch_size, generator):
         size = self.crop
-        anchors, positives, negatives, boxes = [], [], [], []
+        anchors, positives, negatives, boxes, scales = [], [], [], [], []
         for index in pick_images(images, batch_size, generator):
             image = images[index]
             height, width = image.shape[-2:]
@@ -80,8 +91,15 @@ class InstanceAware(Pretext):
             positives.append(image[:, py:py + size, px:px + size])
             negatives.append(image[:, ny:ny + scale, nx:nx + scale])
             boxes.append([[ay, ax, size], [py, px, size], [ny, nx, scale]])
-        return {"anchor": torch.stack(anchors), "positive": torch.stack(positives),
-                "negative": self._resize(negatives), "boxes": torch.tensor(boxes)}
+            scales.append(scale)
+        batch = {"anchor": torch.stack(anchors), "positive": torch.stack(positives),
+                 "negative": self._resize(negatives), "boxes": torch.tensor(boxes)}
+        if self.match_blur:
+            for view in ("anchor", "positive"):
+                batch[view] = self._resize(self._shrink(batch[view], scales))
+        if self.shuffle_roles:
+            batch["swap"] = torch.rand(batch_size, generator=generator) < 0.5
+        return batch
 
     def _adjacent(self, ay, ax, height, width, generator):
         """A crop position within one crop side of the anchor, different from it where possible."""
@@ -94,6 +112,13 @@ class InstanceAware(Pretext):
             py, px = randint(y_range[1], generator, y_range[0]), randint(x_range[1], generator, x_range[0])
             if (py, px) != (ay, ax):
                 return py, px
+
+    @staticmethod
+    def _shrink(views: torch.Tensor, sides: list[int]) -> list[torch.Tensor]:
+        """Each view resized down to its side (antialiased, like a coarser scan), kept as uint8."""
+        return [F.interpolate(view[None].float(), size=(side, side), mode="bilinear", antialias=True,
+                              align_corners=False)[0].round_().clamp_(0, 255).to(torch.uint8)
+                for view, side in zip(views, sides)]
 
     def _resize(self, crops: list[torch.Tensor]) -> torch.Tensor:
         """Resize every negative to crop², one interpolate call per distinct scale."""
@@ -125,4 +150,7 @@ class InstanceAware(Pretext):
         # One encoder pass over all three views: shared weights, one set of BatchNorm statistics.
         z = self.embed_features(encoder, torch.cat([batch["anchor"], batch["positive"], batch["negative"]]))
         za, zp, zn = z.chunk(3)
+        if "swap" in batch:  # the control: roles carry no information
+            swap = batch["swap"].to(z.device)[:, None]
+            zp, zn = torch.where(swap, zn, zp), torch.where(swap, zp, zn)
         return self.losses(za, zp, zn)

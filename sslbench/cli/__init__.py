@@ -7,7 +7,7 @@ import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub at run time
 
-from sslbench.cli import bench, data, export, figures, leaderboard, listing, metrics, run  # noqa: E402,F401  (register commands)
+from sslbench.cli import bench, data, export, figures, leaderboard, listing, metrics, probe, run  # noqa: E402,F401  (register commands)
 from sslbench.cli.app import app, console, err_console  # noqa: E402
 from sslbench.engine import distributed  # noqa: E402
 from sslbench.errors import SslbenchError  # noqa: E402

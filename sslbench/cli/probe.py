@@ -1,0 +1,66 @@
+"""``sslbench probe``: what frozen pretrained encoders know about nuclei count and size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from sslbench.cli.app import app, console
+from sslbench.errors import DataError
+
+
+def encoder_files(paths: list[Path]) -> list[Path]:
+    """Encoder .safetensors files; a run folder gives its encoder, a bench folder every encoder in it."""
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += [path / "encoder.safetensors"] if (path / "encoder.safetensors").is_file() else \
+                sorted((path / "encoders").glob("*.safetensors"))
+        else:
+            found.append(path)
+    missing = [p for p in found if not p.is_file()]
+    if missing or not found:
+        raise DataError(f"{missing[0] if missing else paths[0]}: no encoder here; pass encoder .safetensors files, "
+                        "run folders or bench folders.")
+    return found
+
+
+@app.command()
+def probe(
+    encoders: list[Path] = typer.Argument(..., help="Encoder .safetensors files, run folders or bench folders."),
+    data: Path = typer.Option(None, help="Labelled images to probe on. Default: the smoke preset's synthetic data."),
+    crop: int = typer.Option(128, min=32, help="Crop side in pixels."),
+    crops_per_image: int = typer.Option(32, min=2, help="Seeded random crops per labelled image."),
+    seed: int = typer.Option(0, help="Seeds the crops (the same crops for every encoder)."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 …"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Linear probes of frozen encoders: leave-one-image-out R² of nucleus count and mean log nucleus
+    area per crop, from the encoder's pooled deepest features (scratch encoders are the baseline)."""
+    from sslbench.bench.job import load_samples
+    from sslbench.config import load_component
+    from sslbench.eval.probe import TARGETS, load_encoder_file, probe_encoder
+
+    files = encoder_files(encoders)
+    samples = load_samples(dict(load_component("preset", "smoke").data) if data is None else
+                           {"type": "path", "path": str(data)}, None)
+    scores = {}
+    for path in files:
+        encoder, metadata = load_encoder_file(path)
+        scores[str(path)] = {"pretext": metadata.get("pretext"),
+                             **probe_encoder(encoder, samples, crop, crops_per_image, seed, device)}
+    if as_json:
+        typer.echo(json.dumps(scores))
+        return
+    labelled = sum(s.labelled for s in samples)
+    table = Table(title=f"frozen-encoder probes: {crops_per_image} crops of {crop}² per image, {labelled} images",
+                  caption="leave-one-image-out R² of a ridge regression on pooled deepest features",
+                  caption_justify="left")
+    for column in ("encoder", "pretext", *(f"R² {t}" for t in TARGETS)):
+        table.add_column(column, justify="left" if column in ("encoder", "pretext") else "right", overflow="fold")
+    for path, row in scores.items():
+        table.add_row(path, str(row["pretext"]), *(f"{row[t]:.3f}" for t in TARGETS))
+    console.print(table)

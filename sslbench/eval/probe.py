@@ -1,0 +1,111 @@
+"""Frozen-encoder probes: what does a pretrained encoder know about nuclei count and size?
+
+The paper claims its pretext tasks teach "the prior knowledge of nuclei size and quantity". A probe
+tests that directly: random ``crop``² crops of labelled images, the encoder's deepest features
+global-average-pooled (the input of the instance-aware embedding), and a ridge regression from
+those features to the crop's nucleus count (centroids inside the crop) and mean log nucleus area.
+Scores are leave-one-image-out R² (no image's crops are both fitted and scored), so a probe cannot
+memorise an image's stain or texture. Scratch (random init) is the baseline every pretext must beat.
+
+Hand-written ridge (closed form, a few lines) because scikit-learn is not a dependency.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from sslbench.data.base import Sample, image_tensor
+from sslbench.engine.weights import load_encoder
+from sslbench.errors import DataError
+from sslbench.models import build_encoder
+from sslbench.pretext.base import normalize, random_crop_box
+
+TARGETS = ("count", "log_size")
+
+
+def nuclei_table(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids (n, 2) as row, column; areas (n,)) of every nucleus, one bincount pass."""
+    flat = labels.ravel().astype(np.intp)
+    area = np.bincount(flat)
+    rows, cols = np.divmod(np.arange(flat.size), labels.shape[1])
+    present = np.flatnonzero(area[1:]) + 1
+    centroids = np.stack([np.bincount(flat, rows)[present], np.bincount(flat, cols)[present]], 1) / area[present, None]
+    return centroids, area[present]
+
+
+def crop_targets(centroids: np.ndarray, areas: np.ndarray, top: int, left: int, size: int) -> tuple[float, float]:
+    """(nuclei whose centroid lies in the crop, mean log area of those nuclei; 0 without any)."""
+    inside = ((centroids[:, 0] >= top) & (centroids[:, 0] < top + size)
+              & (centroids[:, 1] >= left) & (centroids[:, 1] < left + size))
+    if not inside.any():
+        return 0.0, 0.0
+    return float(inside.sum()), float(np.log(areas[inside]).mean())
+
+
+@torch.no_grad()
+def probe_features(encoder: nn.Module, samples: Sequence[Sample], crop: int, per_image: int, seed: int = 0,
+                   device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features (N, C), targets (N, 2) as TARGETS, image index per crop (N,)) for ``per_image`` seeded
+    random crops of every labelled sample; the same crops for every encoder given the same seed."""
+    generator = torch.Generator().manual_seed(seed)
+    encoder.eval().to(device)
+    features, targets, groups = [], [], []
+    for index, sample in enumerate(s for s in samples if s.labelled):
+        height, width = sample.labels.shape
+        if min(height, width) < crop:
+            raise DataError(f"{sample.source or sample.name}: image is {height}×{width}, smaller than the probe "
+                            f"crop {crop}; pass a smaller --crop.")
+        boxes = [random_crop_box(height, width, crop, generator) for _ in range(per_image)]
+        image = image_tensor(sample.image, device)
+        crops = torch.stack([image[:, top:top + crop, left:left + crop] for top, left in boxes])
+        features.append(encoder(normalize(crops))[-1].mean(dim=(2, 3)).float().cpu().numpy())
+        nuclei = nuclei_table(sample.labels)
+        targets += [crop_targets(*nuclei, top, left, crop) for top, left in boxes]
+        groups += [index] * per_image
+    if len(set(groups)) < 2:
+        raise DataError("the probe needs at least 2 labelled images (it scores each image's crops with a "
+                        "regression fitted on the others).")
+    return np.concatenate(features), np.array(targets), np.array(groups)
+
+
+def ridge_r2(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, alpha: float = 10.0) -> np.ndarray:
+    """Leave-one-image-out R² of a ridge regression (standardised features) per target column."""
+    predictions = np.zeros_like(targets)
+    for group in np.unique(groups):
+        held_out = groups == group
+        x, y = features[~held_out], targets[~held_out]
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        x = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+        gram = x.T @ x + alpha * np.diag([1.0] * (x.shape[1] - 1) + [0.0])  # intercept unpenalised
+        weights = np.linalg.solve(gram, x.T @ y)
+        test = np.hstack([(features[held_out] - mean) / std, np.ones((held_out.sum(), 1))])
+        predictions[held_out] = test @ weights
+    residual = ((targets - predictions) ** 2).sum(0)
+    total = ((targets - targets.mean(0)) ** 2).sum(0)
+    return 1 - residual / np.where(total > 0, total, 1.0)
+
+
+def load_encoder_file(path: Path) -> tuple[nn.Module, dict]:
+    """An encoder saved by sslbench (weights + JSON sidecar naming its backbone), ready to run."""
+    sidecar = Path(path).with_suffix(".json")
+    try:
+        metadata = json.loads(sidecar.read_text())
+        backbone = metadata["backbone"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"{path}: no readable sidecar {sidecar.name} naming its backbone; pass an encoder "
+                        "written by sslbench run or bench (encoder.safetensors + encoder.json).") from None
+    encoder = build_encoder(backbone)
+    encoder.load_state_dict(load_encoder(path))
+    return encoder, metadata
+
+
+def probe_encoder(encoder: nn.Module, samples: Sequence[Sample], crop: int = 128, per_image: int = 32,
+                  seed: int = 0, device: torch.device | str = "cpu") -> dict[str, float]:
+    """{"count": R², "log_size": R²} of the frozen ``encoder`` on ``samples``."""
+    return dict(zip(TARGETS, ridge_r2(*probe_features(encoder, samples, crop, per_image, seed, device)).tolist()))

@@ -1,0 +1,59 @@
+"""Frozen-encoder probes: targets per crop, leave-one-image-out ridge R², the CLI on saved encoders."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sslbench.cli import app
+from sslbench.data.synthetic import Synthetic
+from sslbench.engine.weights import save_encoder
+from sslbench.eval.probe import crop_targets, nuclei_table, probe_features, ridge_r2
+from sslbench.models import build_encoder
+
+BACKBONE = dict(type="SmpEncoder", name="resnet18")
+
+
+def test_crop_targets_count_nuclei_by_centroid_and_average_their_log_area():
+    labels = np.zeros((20, 20), np.int32)
+    labels[0:2, 0:2] = 1  # centroid (0.5, 0.5), area 4
+    labels[8:12, 8:12] = 2  # centroid (9.5, 9.5), area 16: inside a 10² crop at (0, 0)? no, 9.5 < 10: yes
+    labels[9:20, 15:20] = 3  # centroid (14, 17): outside
+    centroids, areas = nuclei_table(labels)
+    np.testing.assert_allclose(centroids, [[0.5, 0.5], [9.5, 9.5], [14, 17]])
+    count, log_size = crop_targets(centroids, areas, 0, 0, 10)
+    assert count == 2 and log_size == pytest.approx((np.log(4) + np.log(16)) / 2)
+    assert crop_targets(centroids, areas, 0, 10, 5) == (0.0, 0.0)
+
+
+def test_ridge_r2_is_near_one_for_informative_features_and_not_above_zero_for_noise():
+    rng = np.random.default_rng(0)
+    targets = rng.normal(size=(120, 2))
+    groups = np.repeat(np.arange(6), 20)
+    informative = np.hstack([targets @ rng.normal(size=(2, 8)), rng.normal(size=(120, 4))])
+    assert (ridge_r2(informative + 0.01 * rng.normal(size=informative.shape), targets, groups, alpha=0.1) > 0.99).all()
+    assert (ridge_r2(rng.normal(size=(120, 12)), targets, groups) < 0.05).all()
+
+
+def test_probe_features_are_the_same_crops_for_every_encoder():
+    samples = Synthetic(num_images=3, size=96, seed=1).load()
+    torch.manual_seed(0)
+    first, second = build_encoder(BACKBONE), build_encoder(BACKBONE)
+    f1, t1, g1 = probe_features(first, samples, crop=64, per_image=4)
+    f2, t2, g2 = probe_features(second, samples, crop=64, per_image=4)
+    assert f1.shape == (12, 512) and np.array_equal(t1, t2) and np.array_equal(g1, g2)
+    assert not np.allclose(f1, f2) and t1[:, 0].max() > 0 and len(set(t1[:, 0])) > 3
+
+
+def test_probe_cli_scores_saved_encoders(tmp_path):
+    torch.manual_seed(0)
+    path = save_encoder(build_encoder(BACKBONE).state_dict(), tmp_path / "run" / "encoder.safetensors",
+                        {"pretext": "scratch", "backbone": BACKBONE})
+    result = CliRunner().invoke(app, ["probe", str(path.parent), "--crop", "64", "--crops-per-image", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)[str(path)]
+    assert scores["pretext"] == "scratch" and all(np.isfinite(scores[k]) for k in ("count", "log_size"))
+    missing = CliRunner().invoke(app, ["probe", str(tmp_path / "nothing")])
+    assert missing.exit_code != 0 and "no encoder here" in str(missing.exception)

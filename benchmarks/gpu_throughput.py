@@ -34,7 +34,7 @@ from sslbench.data.synthetic import Synthetic
 from sslbench.engine.accel import Acceleration, resolve
 from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmentation_loss
 from sslbench.models import build_encoder, build_segmenter
-from sslbench.registry import PRETEXTS, build, load_builtins
+from sslbench.registry import PRETEXTS, build
 
 #: dense bf16 tensor-core peaks (NVIDIA data sheets, without sparsity), TFLOP/s
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 NVL": 835.0,
@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
-    load_builtins()
     device = resolve_device(args.device)
     total = args.warmup + args.steps
     cfg = resolve_run_config("instance_aware", preset=args.preset, backbone=args.backbone, overrides=[

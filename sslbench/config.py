@@ -14,7 +14,7 @@ from mmengine.config import Config
 from sslbench.engine.accel import ENGINE_DEFAULTS
 from sslbench.engine.accel import resolve as resolve_acceleration
 from sslbench.errors import ConfigError, UnknownComponentError
-from sslbench.registry import PRETEXTS, closest_hint
+from sslbench.registry import PRETEXTS, closest_hint, registered
 
 KINDS = ("pretext", "backbone", "head", "dataset", "preset", "suite")
 
@@ -41,7 +41,7 @@ def pretext_names() -> dict[str, str]:
     registered without one (run with their class defaults)."""
     names = {name: load_component("pretext", name).get("description", "") for name in available("pretext")}
     configured_types = {load_component("pretext", n).pretext["type"] for n in names}
-    for type_name, cls in PRETEXTS.module_dict.items():
+    for type_name, cls in registered(PRETEXTS).items():
         if type_name not in configured_types:
             names.setdefault(type_name, (inspect.getdoc(cls) or "").split("\n")[0])
     return names

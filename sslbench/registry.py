@@ -1,7 +1,9 @@
 """Component registries and plugin loading.
 
 Every interchangeable part is registered by name in one of these mmengine registries and built from
-a config dict (``dict(type="InstanceAware", ...)``). Plugins register into the same registries.
+a config dict (``dict(type="InstanceAware", ...)``). Plugins register into the same registries. Each
+registry imports the modules that hold its built-ins itself (mmengine ``locations``) the first time a
+component is looked up, so no caller has to load them first.
 """
 
 from __future__ import annotations
@@ -18,16 +20,13 @@ from mmengine.registry import Registry
 
 from sslbench.errors import ConfigError, UnknownComponentError
 
-PRETEXTS = Registry("pretext", scope="sslbench")
-BACKBONES = Registry("backbone", scope="sslbench")
-HEADS = Registry("head", scope="sslbench")
-DATASETS = Registry("dataset", scope="sslbench")
-SUITES = Registry("suite", scope="sslbench")
+PRETEXTS = Registry("pretext", scope="sslbench", locations=["sslbench.pretext"])
+BACKBONES = Registry("backbone", scope="sslbench", locations=["sslbench.models"])
+HEADS = Registry("head", scope="sslbench", locations=["sslbench.models"])
+DATASETS = Registry("dataset", scope="sslbench", locations=["sslbench.data"])
 
-REGISTRIES = {"pretexts": PRETEXTS, "backbones": BACKBONES, "heads": HEADS, "datasets": DATASETS,
-              "suites": SUITES}
+REGISTRIES = {"pretexts": PRETEXTS, "backbones": BACKBONES, "heads": HEADS, "datasets": DATASETS}
 PLUGIN_GROUP = "sslbench.plugins"
-_BUILTIN_MODULES = ("sslbench.pretext", "sslbench.models", "sslbench.data")
 
 
 def closest_hint(name: str, choices) -> str:
@@ -35,11 +34,17 @@ def closest_hint(name: str, choices) -> str:
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
+def registered(registry: Registry) -> dict[str, type]:
+    """Name -> class of everything in ``registry``: the built-ins (imported on first use) and plugins."""
+    registry.import_from_location()
+    return registry.module_dict
+
+
 def build(registry: Registry, cfg: dict, **extra):
     """Build ``cfg`` from ``registry``; an unknown type names the closest registered one."""
     kind = cfg.get("type")
     if registry.get(kind) is None:
-        known = sorted(registry.module_dict)
+        known = sorted(registered(registry))
         raise UnknownComponentError(
             f"unknown {registry.name} '{kind}'.{closest_hint(str(kind), known)} "
             f"Registered: {', '.join(known)}.")
@@ -47,11 +52,6 @@ def build(registry: Registry, cfg: dict, **extra):
         return registry.build(dict(cfg, **extra))
     except (TypeError, ValueError) as exc:  # the component refused its arguments
         raise ConfigError(f"invalid {registry.name} config {dict(cfg)}: {exc}") from None
-
-
-def load_builtins() -> None:
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
 
 
 def load_plugin(spec: str) -> None:

@@ -21,14 +21,12 @@ from sslbench.bench.store import Store
 from sslbench.bench.suites import BenchOptions, load_suite, run_suite
 from sslbench.eval.evaluate import evaluate
 from sslbench.models import build_segmenter
-from sslbench.registry import load_builtins
 
 MARGINS = {"aji": 0.03, "pq": 0.01, "dice": 0.15}
 
 
 @pytest.mark.slow
 def test_table3_smoke_finetuning_beats_an_untrained_model(tmp_path):
-    load_builtins()
     suite = load_suite("table3", skip=["instance_aware_st", "instance_aware_cr"])
     run_suite(BenchOptions(suite, tmp_path, preset="smoke", backbone="resnet18", device="cpu"))
     rows = Store(tmp_path).rows()

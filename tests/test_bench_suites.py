@@ -16,7 +16,6 @@ from sslbench.config import resolve_run_config
 from sslbench.data.base import Sample
 from sslbench.data.synthetic import Synthetic
 from sslbench.errors import ConfigError, DataError
-from sslbench.registry import load_builtins
 
 SPLIT = dict(test_ratio=0.25, val_ratio=0.2, seed=0, label_fraction=1.0)
 
@@ -61,7 +60,6 @@ def test_bad_suite_options_are_one_line_config_errors(call, message):
 
 
 def test_imagenet_without_weights_fails_up_front_and_pretext_overrides_reach_only_takers(tmp_path):
-    load_builtins()
     with pytest.raises(ConfigError, match=r"needs --set pretext.weights=PATH .*--skip imagenet"):
         check_strategies(BenchOptions(load_suite("table1"), tmp_path))
     overrides = ["pretext.weights=/x/r101.pth", "finetune.steps=3"]
@@ -77,7 +75,6 @@ def test_imagenet_without_weights_fails_up_front_and_pretext_overrides_reach_onl
 
 
 def test_job_keys_share_pretraining_across_fractions_but_not_folds_or_seeds(tmp_path):
-    load_builtins()
     opts = BenchOptions(load_suite("table4", folds=2), tmp_path, backbone="resnet18")
     keys = {}
     for job in [Job("scratch", 1.0, 0, 0), Job("scratch", 0.5, 0, 0), Job("scratch", 1.0, 1, 0),
@@ -176,7 +173,6 @@ def test_test_data_sharing_an_image_with_the_training_data_is_refused(tmp_path):
 
 @pytest.mark.parametrize("preset", ["mini", "paper"])
 def test_real_data_presets_refuse_the_synthetic_default_unless_asked(preset):
-    load_builtins()
     with pytest.raises(ConfigError, match=f"preset {preset} is sized for real images: pass --data"):
         resolve_run_config("scratch", preset=preset)
     assert resolve_run_config("scratch", preset=preset, allow_synthetic=True).data["type"] == "Synthetic"

@@ -7,10 +7,8 @@ from typer.testing import CliRunner
 from sslbench.cli import app
 from sslbench.config import load_component, pretext_config, resolve_run_config
 from sslbench.errors import ConfigError, SslbenchError, UnknownComponentError
-from sslbench.registry import load_builtins
 from test_reliability_resume import FAST
 
-load_builtins()
 
 
 def _one_line(exc: Exception) -> str:

@@ -33,7 +33,7 @@ from sslbench.errors import ConfigError, DataError
 from sslbench.eval.evaluate import evaluate
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
 from sslbench.models import build_encoder, build_segmenter
-from sslbench.registry import DATASETS, PRETEXTS, build, load_builtins
+from sslbench.registry import DATASETS, PRETEXTS, build
 
 log = logging.getLogger("sslbench")
 
@@ -76,7 +76,6 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def load_samples(data_cfg: dict, unlabeled: str | None) -> list[Sample]:
-    load_builtins()
     if data_cfg["type"] == "path":
         samples = dataset_from_path(data_cfg["path"]).load()
     else:
@@ -237,7 +236,6 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
 def prepare(cfg: Config) -> tuple[torch.device, DataSplit]:
     """Device and the seeded data split (``cfg.split``, including its label fraction). Fails before
     any training if a finetuning image is smaller than the crop."""
-    load_builtins()
     samples, test = load_data(cfg)
     split = split_samples(samples, cfg.split, cfg.seed, test)
     log.info("data: %d train, %d val, %d test, %d pretraining images",

@@ -102,9 +102,8 @@ def local_parameters(environ: dict[str, str], gpu: str | None = None) -> dict:
 def run_task(task: Callable[[BenchOptions, PlannedJob], str], opts: BenchOptions, planned: PlannedJob) -> str:
     """What a submitted task runs: register the components the bench command had (plugins
     included), log to the task's log file, then do the work."""
-    from sslbench.registry import load_builtins, load_entry_point_plugins, load_plugin
+    from sslbench.registry import load_entry_point_plugins, load_plugin
 
-    load_builtins()
     load_entry_point_plugins()
     for spec in opts.plugins:
         load_plugin(spec)

@@ -11,7 +11,6 @@ import typer
 from sslbench.cli.app import app, console, warn
 from sslbench.cli.run import attach_log_file, load_plugins_for_cli
 from sslbench.errors import ConfigError
-from sslbench.registry import load_builtins
 
 if TYPE_CHECKING:
     from sslbench.bench.launch import LaunchOptions
@@ -94,7 +93,6 @@ def bench(
     from sslbench.bench.leaderboard import suite_leaderboard, to_rich, write_board
     from sslbench.bench.suites import BenchOptions, load_suite, run_suite
 
-    load_builtins()
     load_plugins_for_cli(plugin)
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}.")

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from sslbench.cli.app import app, console
 from sslbench.errors import UnknownComponentError
-from sslbench.registry import PRETEXTS, REGISTRIES, closest_hint, load_builtins
+from sslbench.registry import PRETEXTS, REGISTRIES, closest_hint, registered
 
 
 def _summary(obj) -> str:
@@ -48,7 +48,6 @@ def list_components(
     """List runnable pretext tasks, backbones, heads, datasets, presets and suites."""
     from sslbench.cli.run import load_plugins_for_cli
 
-    load_builtins()
     load_plugins_for_cli(plugin)
     if kind is not None and kind not in _KINDS:
         raise UnknownComponentError(f"unknown component kind '{kind}'.{closest_hint(kind, _KINDS)} "
@@ -64,7 +63,7 @@ def list_components(
         elif listed in _CONFIG_KINDS:
             rows = _config_rows(_CONFIG_KINDS[listed])
         else:
-            rows = [(name, obj.__module__, _summary(obj)) for name, obj in sorted(REGISTRIES[listed].module_dict.items())]
+            rows = [(name, obj.__module__, _summary(obj)) for name, obj in sorted(registered(REGISTRIES[listed]).items())]
         for row in rows:
             table.add_row(listed, *row)
     console.print(table)

@@ -13,7 +13,7 @@ import typer
 from sslbench.cli.app import app, console, err_console
 from sslbench.engine import distributed
 from sslbench.errors import ConfigError
-from sslbench.registry import load_builtins, load_entry_point_plugins, load_plugin
+from sslbench.registry import load_entry_point_plugins, load_plugin
 
 
 def load_plugins_for_cli(plugins: list[str]) -> None:
@@ -82,7 +82,6 @@ def run(
     from sslbench.bench.leaderboard import run_table, strategy_label
     from sslbench.config import paper_value, resolve_run_config
 
-    load_builtins()
     load_plugins_for_cli(plugin)
     cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, seed=seed, device=device,
                              data=None if data is None else str(data),

@@ -62,8 +62,8 @@ def test_plugin_file_and_module_are_listed(tmp_path, monkeypatch, unregister):
 def test_example_plugin_file_runs_with_the_plugin_flag(tmp_path, unregister):
     unregister.append("example_simclr")
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", "--plugin", str(EXAMPLE / "sslbench_simclr.py"), "--pretext", "example_simclr",
-                                      *TINY_RUN, "--out", str(out)])
+    result = CliRunner().invoke(app, ["run", "--plugin", str(EXAMPLE / "sslbench_simclr.py"),
+                                      "--pretext", "example_simclr", *TINY_RUN, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert_finished_run(out)
 

@@ -64,7 +64,8 @@ def crop_transforms(count: int, settings: ViewSettings, generator: torch.Generat
     area = uniform(count, *settings.scale, generator)
     ratio = uniform(count, math.log(settings.ratio[0]), math.log(settings.ratio[1]), generator).exp()
     width, height = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
-    left, top = torch.rand(count, generator=generator) * (1 - width), torch.rand(count, generator=generator) * (1 - height)
+    left = torch.rand(count, generator=generator) * (1 - width)
+    top = torch.rand(count, generator=generator) * (1 - height)
     angle = torch.randint(0, 4, (count,), generator=generator) * (math.pi / 2)
     cos, sin = angle.cos().round(), angle.sin().round()  # exact quarter turns: pixel centres land on centres
     mirror = 1.0 - 2 * torch.randint(0, 2, (count,), generator=generator)

@@ -24,17 +24,17 @@ from sslbench.pretext.base import Pretext, global_pool, normalize, random_crops
 from sslbench.pretext.views import ViewSettings, random_views
 
 
-def distributed() -> bool:
+def multi_process() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def rank() -> int:
-    return dist.get_rank() if distributed() else 0
+    return dist.get_rank() if multi_process() else 0
 
 
 def gather(x: torch.Tensor) -> torch.Tensor:
     """Every process's ``x`` concatenated in rank order; gradients flow back to each process's own rows."""
-    return torch.cat(dist_nn.all_gather(x)) if distributed() else x
+    return torch.cat(dist_nn.all_gather(x)) if multi_process() else x
 
 
 def mlp(sizes: Sequence[int], batch_norm: bool = True, bias: bool = True) -> nn.Sequential:

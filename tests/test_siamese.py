@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from skimage.color import rgb2hed
 from torchvision.transforms.v2.functional import gaussian_blur as torchvision_blur
 
-from sslbench.bench.job import pretrain
+from sslbench.bench.job import pretrain, seed_everything
 from sslbench.config import resolve_run_config
 from sslbench.data.synthetic import Synthetic
+from sslbench.engine.checkpoint import Checkpoint
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.models import build_encoder
 from sslbench.pretext.barlow_twins import barlow_twins_loss
@@ -196,6 +197,36 @@ def test_pretraining_trains_the_online_encoder_and_keeps_the_momentum_copy_in_th
     target = pretext.target_encoder.state_dict()
     assert not torch.equal(target["layer4.1.conv2.weight"], exported["layer4.1.conv2.weight"])  # lags behind
     assert any(k.startswith("target_encoder.") for k in pretext.state_dict())  # checkpointed with the pretext
+
+
+class Interrupted(Exception):
+    """Stands in for a kill between two steps."""
+
+
+def moco_pretraining(path, seed=0, stop_after=None):
+    cfg = resolve_run_config("moco_v2", preset="smoke", backbone="resnet18", seed=seed, overrides=[
+        "pretrain.steps=4", "pretrain.batch_size=2", "pretrain.log_every=1", "pretext.crop=32", "pretext.queue=6"])
+    generator = seed_everything(seed)
+    encoder = build_encoder(cfg.backbone)
+
+    def stop(step):
+        if step == stop_after:
+            raise Interrupted
+
+    pretext, history = pretrain(cfg, encoder, Synthetic(num_images=2, size=48).load(), torch.device("cpu"),
+                                generator, Checkpoint(path, 2, {"seed": 0}, generator), on_step=stop)
+    return history, {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()}, **pretext.state_dict()}
+
+
+def test_a_resumed_momentum_pretraining_continues_its_target_and_queue_exactly(tmp_path):
+    expected_history, expected = moco_pretraining(tmp_path / "a.safetensors")
+    with pytest.raises(Interrupted):
+        moco_pretraining(tmp_path / "b.safetensors", stop_after=3)  # step 2 was checkpointed
+    history, state = moco_pretraining(tmp_path / "b.safetensors", seed=99)  # other init: the checkpoint wins
+    assert history == expected_history
+    assert {"queue", "queue_next", "target_encoder.conv1.weight"} <= state.keys()
+    for key, value in expected.items():
+        assert torch.equal(state[key], value), key
 
 
 # --- torchrun ----------------------------------------------------------------------------------

@@ -13,3 +13,9 @@ def linear_problem() -> tuple[torch.nn.Linear, torch.Tensor, torch.Tensor]:
         model.weight.copy_(torch.randn(2, 5, generator=generator))
         model.bias.zero_()
     return model, torch.randn(8, 5, generator=generator), torch.randn(8, 2, generator=generator)
+
+
+def siamese_problem() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both views' embeddings of 8 crops, and 8 MoCo keys: each (8, 6)."""
+    generator = torch.Generator().manual_seed(1)
+    return tuple(torch.randn(8, 6, generator=generator) for _ in range(3))

@@ -31,6 +31,19 @@ def record(strategy, aji, seed=0, fraction=1.0, fold=None, context=CONTEXT, dice
             "versions": {"torch": "x"}, "git_commit": None, "encoder": "encoders/e.safetensors", "prediction": None}
 
 
+def test_a_suite_without_paper_numbers_shows_ours_alone(tmp_path):
+    store = Store(tmp_path)
+    for strategy, aji in (("scratch", 0.40), ("simclr", 0.45)):
+        for fraction in (1.0, 0.1):
+            store.add(record(strategy, aji * fraction, fraction=fraction))
+    board = suite_leaderboard(tmp_path, load_suite("zoo"))
+    assert [header for header, _ in board.columns] == ["100 %", "10 %"]
+    simclr = {row.label: row.cells for row in board.rows}["SimCLR"]
+    assert simclr[1].ours == pytest.approx(4.5) and simclr[1].delta == pytest.approx(0.5)
+    markdown = to_markdown(board)
+    assert "| SimCLR | **45.00** (+5.00) | **4.50** (+0.50) |" in markdown and "paper (Δ)" not in markdown
+
+
 def test_rows_round_trip_and_force_replaces(tmp_path):
     store = Store(tmp_path)
     store.add(record("scratch", 0.5))

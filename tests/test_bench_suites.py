@@ -65,6 +65,8 @@ def test_imagenet_without_weights_fails_up_front_and_pretext_overrides_reach_onl
     overrides = ["pretext.weights=/x/r101.pth", "finetune.steps=3"]
     assert strategy_overrides("imagenet", overrides) == overrides
     assert strategy_overrides("instance_aware", overrides) == ["finetune.steps=3"]
+    views = ["pretext.views.blur_p=0"]  # a nested option: the two-view pretexts take it, no other
+    assert strategy_overrides("byol", views) == views and strategy_overrides("rotnet", views) == []
     with pytest.raises(ConfigError, match="pretext.weights: /x/r101.pth is not a file"):
         check_strategies(BenchOptions(load_suite("table1"), tmp_path, overrides=overrides))
     (tmp_path / "r101.pth").write_bytes(b"")

@@ -60,10 +60,10 @@ def test_plugin_file_and_module_are_listed(tmp_path, monkeypatch, unregister):
 
 @pytest.mark.slow
 def test_example_plugin_file_runs_with_the_plugin_flag(tmp_path, unregister):
-    unregister.append("simclr")
+    unregister.append("example_simclr")
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", "--plugin", str(EXAMPLE / "sslbench_simclr.py"), "--pretext", "simclr",
-                                      *TINY_RUN, "--out", str(out)])
+    result = CliRunner().invoke(app, ["run", "--plugin", str(EXAMPLE / "sslbench_simclr.py"),
+                                      "--pretext", "example_simclr", *TINY_RUN, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert_finished_run(out)
 
@@ -82,13 +82,13 @@ def installed_example(tmp_path):
 def test_installed_example_plugin_is_discovered_and_runs(tmp_path, installed_example):
     listing = subprocess.run([str(SSLBENCH), "list", "pretexts"], capture_output=True, text=True,
                              env={"COLUMNS": "200", "PATH": ""}, check=True)
-    assert "simclr" in listing.stdout and "sslbench_simclr" in listing.stdout
+    assert "example_simclr" in listing.stdout and "sslbench_simclr" in listing.stdout
     out = tmp_path / "run"
-    run = subprocess.run([str(SSLBENCH), "run", "--pretext", "simclr", *TINY_RUN, "--out", str(out)],
+    run = subprocess.run([str(SSLBENCH), "run", "--pretext", "example_simclr", *TINY_RUN, "--out", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert_finished_run(out)
-    assert json.loads((out / "encoder.json").read_text())["pretext"] == "simclr"
+    assert json.loads((out / "encoder.json").read_text())["pretext"] == "example_simclr"
 
 
 def test_a_broken_entry_point_warns_in_one_line_and_builtins_survive(tmp_path, monkeypatch):

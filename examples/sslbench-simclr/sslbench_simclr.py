@@ -2,8 +2,8 @@
 
 Two random views of every crop (a random sub-crop resized back, a random quarter turn and flip, a
 brightness/contrast jitter) must embed closer to each other than to any other view in the batch:
-the NT-Xent loss. Installing this package makes ``sslbench run --pretext simclr`` work; sslbench
-itself is not edited.
+the NT-Xent loss. Installing this package makes ``sslbench run --pretext example_simclr`` work; sslbench
+itself is not edited (its built-in ``simclr`` is the full method).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sslbench.pretext.base import Pretext, global_pool, normalize, randint, rand
 from sslbench.registry import PRETEXTS
 
 
-@PRETEXTS.register_module(name="simclr")
+@PRETEXTS.register_module(name="example_simclr")
 class SimCLR(Pretext):
     """SimCLR-style contrastive learning: two augmented views per crop, NT-Xent loss (example plugin)."""
 

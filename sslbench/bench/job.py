@@ -195,9 +195,10 @@ def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torc
     next_batch = batch_source(pretext.sample, [image_tensor(s.image) for s in images], cfg.pretrain["batch_size"],
                               device, generator, accel.data_on_device, accel.loader_workers)
     maybe_compile(encoder, accel)
+    settings = loop_settings(cfg.pretrain)
     history = train(nn.ModuleDict({"encoder": encoder, "pretext": pretext}), lambda: pretext(encoder, next_batch()),
-                    loop_settings(cfg.pretrain), device, f"pretrain {cfg.name}", checkpoint=checkpoint, accel=accel,
-                    on_step=on_step)
+                    settings, device, f"pretrain {cfg.name}", checkpoint=checkpoint, accel=accel, on_step=on_step,
+                    after_step=lambda step: pretext.after_step(encoder, step, settings.steps))
     return pretext, history
 
 

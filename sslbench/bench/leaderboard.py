@@ -204,7 +204,7 @@ def suite_board(suite, rows: list[dict], aggregation: str, caption: str) -> Boar
                            [Cell(paper=value) if m == first else Cell() for m in suite.metrics])
                        for team, value in suite.references.items()]
         return Board(title, caption, columns, board_rows)
-    columns = [(f"{c} ours | paper", True) for c in suite.columns]
+    columns = [(f"{c} ours | paper", True) if suite.paper else (c, False) for c in suite.columns]
     board_rows = []
     for metric in suite.metrics:
         if len(suite.metrics) > 1:
@@ -241,11 +241,11 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
                   if rows[0]["config"]["split"].get("resample_per_seed")
                   else "; one train/val split and labelled subset for every seed (std: initialisation and sampling)")
     paper = "CPM, 5-fold cross-validation" if suite.folds else "MoNuSeg 2018 test set"
+    paper = f" | paper (Δ), as printed ({paper})" if suite.paper else " (the paper has no numbers for this suite)"
     return (f"Data: {data}; preset {context['preset']}; backbone {context['backbone']}; "
             f"seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}; test: {test}{extra}. "
             f"Aggregation: {aggregation} ({AGGREGATION_TEXT[aggregation]}). "
-            f"Cells: ours mean ± std over seeds (Δ vs scratch) | paper (Δ), as printed ({paper}); "
-            "best of ours per column in bold.")
+            f"Cells: ours mean ± std over seeds (Δ vs scratch){paper}; best of ours per column in bold.")
 
 
 def suite_leaderboard(out: Path, suite: Suite, aggregation: str = DEFAULT_AGGREGATION) -> Board:

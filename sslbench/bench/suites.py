@@ -142,10 +142,11 @@ def config_hash(content: dict) -> str:
 
 
 def strategy_overrides(strategy: str, overrides: list[str]) -> list[str]:
-    """``pretext.X=V`` reaches only the strategies whose pretext takes X (``pretext.weights`` is the
-    ImageNet file, meaningless to the others); every other override reaches every job."""
+    """``pretext.X=V`` (or ``pretext.X.Y=V``) reaches only the strategies whose pretext takes X
+    (``pretext.weights`` is the ImageNet file, meaningless to the others); every other override
+    reaches every job."""
     accepted = inspect.signature(PRETEXTS.get(pretext_config(strategy)["type"]).__init__).parameters
-    return [o for o in overrides if not o.startswith("pretext.") or o.partition("=")[0][len("pretext."):] in accepted]
+    return [o for o in overrides if not o.startswith("pretext.") or o.partition("=")[0].split(".")[1] in accepted]
 
 
 def job_config(opts: BenchOptions, job: Job) -> Config:

@@ -95,7 +95,8 @@ def _resume(checkpoint: Checkpoint, module: nn.Module, optimizer, scheduler, des
 def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor]], settings: LoopSettings,
           device: torch.device, description: str, on_eval: Callable[[int], None] | None = None,
           eval_every: int = 0, checkpoint: Checkpoint | None = None,
-          accel: Acceleration | None = None, on_step: Callable[[int], None] | None = None) -> list[dict]:
+          accel: Acceleration | None = None, on_step: Callable[[int], None] | None = None,
+          after_step: Callable[[int], None] | None = None) -> list[dict]:
     """Optimise ``module``'s parameters on ``compute_losses()["loss"]`` for ``settings.steps`` steps.
 
     Losses are read back to the host only every ``log_every`` steps (no per-step device sync);
@@ -109,7 +110,9 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
     ``accel`` (default: resolved for ``device``) picks the fast path: bf16 autocast, channels_last,
     TF32, fused optimizer. Under torchrun the step runs through DistributedDataParallel: gradients
     are averaged over processes, logged losses too, and only rank 0 writes checkpoints.
-    ``on_step(step)`` runs after every step (the throughput benchmark times with it).
+    ``on_step(step)`` runs after every step (the throughput benchmark times with it);
+    ``after_step(step)`` only after a step whose optimizer update was taken (a momentum encoder follows
+    the online one there, so a skipped step moves neither).
     """
     accel = accel or resolve(None, device)
     configure_backends(accel)
@@ -157,6 +160,8 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
             else:
                 losses["loss"].backward()
                 optimizer.step()
+                if after_step:
+                    after_step(step)
                 first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
             scheduler.step()  # a skipped step still advances the schedule: step counts stay aligned
             save = checkpoint is not None and checkpoint.every > 0 and step % checkpoint.every == 0

@@ -2,7 +2,8 @@
 
 A pretext task is an ``nn.Module`` holding its own heads. ``sample`` turns source images (uint8
 tensors already on the training device) into one batch; ``forward`` runs the shared encoder on it
-and returns a dict of losses whose ``"loss"`` entry is optimised. Strategies that do not train
+and returns a dict of losses whose ``"loss"`` entry is optimised; ``after_step`` runs once after every
+optimizer step (momentum encoders follow the online one there). Strategies that do not train
 (scratch, ImageNet init) set ``pretrains = False`` and may override ``init_encoder``.
 """
 
@@ -74,4 +75,7 @@ class Pretext(nn.Module):
 
     def forward(self, encoder: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def after_step(self, encoder: nn.Module, step: int, steps: int) -> None:
+        """Runs after optimizer step ``step`` of ``steps`` (from 1; not after a skipped step)."""
 

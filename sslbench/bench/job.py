@@ -348,7 +348,8 @@ def predict_instances(model: nn.Module, sample: Sample, cfg: Config, device: tor
     return probabilities_to_instances(probs, min_area=ev["min_area"])
 
 
-def write_overlay(path: Path, cfg: Config, model: nn.Module, sample: Sample, scores: dict, device: torch.device) -> Path:
+def write_overlay(path: Path, cfg: Config, model: nn.Module, sample: Sample, scores: dict,
+                  device: torch.device) -> Path:
     """The overlay picture of one test image (its AJI in the title) for a person to look at."""
     aji = next(p["aji"] for p in scores["per_image"] if p["name"] == sample.name)
     return save_overlay(path, sample.image, sample.labels, predict_instances(model, sample, cfg, device),

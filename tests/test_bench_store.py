@@ -15,6 +15,7 @@ from sslbench.bench.leaderboard import run_table, suite_leaderboard, to_csv, to_
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.errors import DataError
+from sslbench.eval.metrics import DEFAULT_AGGREGATION
 
 CONTEXT = {"preset": "smoke", "backbone": "resnet18", "data": None, "test_data": None, "unlabeled": None,
            "overrides": [], "folds": 0}
@@ -124,7 +125,7 @@ def test_run_table_keeps_the_paper_apart_unless_the_data_compare(reference_only)
     from rich.console import Console
 
     scores = {"aji": 0.5, "aji_plus": 0.6, "pq": 0.4, "dice": 0.9, "f1": 0.7}
-    row = {"label": "SSL", "test": {"dataset": scores}, "paper_aji": 70.63, "seconds": {"pretrain": 1, "finetune": 2}}
+    row = {"label": "SSL", "test": {DEFAULT_AGGREGATION: scores}, "paper_aji": 70.63, "seconds": {"pretrain": 1, "finetune": 2}}
     console = Console(width=200, record=True)
     console.print(run_table([row], "t", "c", reference_only=reference_only))
     text = console.export_text()

@@ -7,10 +7,12 @@ single-loss ablation rows are skipped, leaving scratch (finetuning alone) and in
 The bar is a floor relative to an untrained ResUNet scored on the same test images (which finds
 no nuclei: AJI and PQ near 0, Dice ~0.25 from scattered foreground), not a number copied from a
 run: each finetuned model must gain at least 0.03 AJI, 0.01 PQ (it must match some nuclei at
-IoU > 0.5) and 0.15 Dice over it. Measured with the current smoke preset: scratch AJI 0.108 /
-PQ 0.106 / Dice 0.666, instance_aware 0.171 / 0.025 / 0.404, untrained 0.001 / 0 / 0.242. The smoke
-schedule is short, so absolute values stay far below the paper's; a broken loss, target, transfer
-or post-processing step drops a model back to the untrained level and fails this test.
+IoU > 0.5) and 0.15 Dice over it. Measured before the synthetic nuclei stopped occluding each other
+and before the smoke preset's 2-px, 3x-weighted boundary: scratch AJI 0.108 / PQ 0.106 / Dice 0.666,
+instance_aware 0.171 / 0.025 / 0.404, untrained 0.001 / 0 / 0.242. With both changes, `sslbench run
+--pretext scratch --backbone resnet18` (same preset and split) scores AJI 0.776 / PQ 0.807 / Dice
+0.972 (this test not yet re-run). A broken loss, target, transfer or post-processing step drops a
+model back to the untrained level and fails this test.
 """
 
 import pytest

@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from sslbench.bench.leaderboard import suite_leaderboard, to_csv, to_markdown, write_board
+from sslbench.bench.leaderboard import run_table, suite_leaderboard, to_csv, to_markdown, write_board
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.errors import DataError
+from sslbench.eval.metrics import DEFAULT_AGGREGATION
 
 CONTEXT = {"preset": "smoke", "backbone": "resnet18", "data": None, "test_data": None, "unlabeled": None,
            "overrides": [], "folds": 0}
@@ -130,3 +131,19 @@ def test_fold_leaderboard_averages_folds_per_seed_and_stacks_metrics(tmp_path):
     assert [c.ours for c in aji_scratch] == pytest.approx([60.0, 80.0, 70.0])
     assert [c.paper for c in aji_scratch] == [None, None, 73.33]  # 2 folds: only the average compares
     assert board.rows[5].cells[2].ours is None and "2-fold cross-validation" in board.caption
+
+
+@pytest.mark.parametrize("reference_only", [True, False])
+def test_run_table_keeps_the_paper_apart_unless_the_data_compare(reference_only):
+    from rich.console import Console
+
+    scores = {"aji": 0.5, "aji_plus": 0.6, "pq": 0.4, "dice": 0.9, "f1": 0.7}
+    row = {"label": "SSL", "test": {DEFAULT_AGGREGATION: scores}, "paper_aji": 70.63, "seconds": {"pretrain": 1, "finetune": 2}}
+    console = Console(width=200, record=True)
+    console.print(run_table([row], "t", "c", reference_only=reference_only))
+    text = console.export_text()
+    if reference_only:
+        assert "paper AJI % (MoNuSeg, reference only)" in text and "ours | paper" not in text
+        assert "50.00 " in text and "70.63" in text
+    else:
+        assert "AJI % ours | paper" in text and "50.00 | 70.63" in text

@@ -5,10 +5,13 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from sslbench.bench.overlay import GT_COLOUR
 from sslbench.cli import app
 from tiny import tiny_args
 
@@ -24,6 +27,9 @@ def test_run_writes_the_run_folder_and_prints_the_leaderboard_row(tmp_path, pret
     assert result.exit_code == 0, result.output
     assert f"sslbench run — {pretext}" in result.output
     assert ("70.63" if pretext == "instance_aware" else "65.29") in result.output  # the paper's AJI
+    text = " ".join(result.output.split())
+    assert "a reference, not a comparison" in text and "ours | paper" not in text  # synthetic data
+    assert "Overlay of a test image:" in text and "overlay.png" in text
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["strategy"] == pretext and metrics["device"] == "cpu"
     assert len(metrics["images"]["test"]) == 2 and len(metrics["test"]["per_image"]) == 2
@@ -36,6 +42,10 @@ def test_run_writes_the_run_folder_and_prints_the_leaderboard_row(tmp_path, pret
     assert sidecar["pretext"] == pretext
     assert "finetune" in (out / "log.txt").read_text()
     assert "pretrain" in (out / "config.py").read_text()
+    assert metrics["overlay"] == "overlay.png"
+    picture = np.asarray(Image.open(out / "overlay.png").convert("RGB")).astype(int)
+    assert 400 <= min(picture.shape[:2]) and max(picture.shape[:2]) <= 1200
+    assert (np.abs(picture - GT_COLOUR).sum(axis=-1) < 30).sum() > 500  # ground-truth contours drawn
 
 
 def test_finished_run_folder_is_never_overwritten(tmp_path):
@@ -71,8 +81,6 @@ def test_broken_plugin_file_is_one_line_error(tmp_path):
 
 @pytest.mark.slow
 def test_run_reads_a_folder_dataset_and_extra_unlabelled_images(tmp_path):
-    from PIL import Image
-
     from sslbench.data.io import write_label_map
     from sslbench.data.synthetic import Synthetic
 

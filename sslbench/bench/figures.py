@@ -11,9 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from skimage.segmentation import find_boundaries
 
 from sslbench.bench.leaderboard import seed_values, select_rows, strategy_label
+from sslbench.bench.overlay import dense_box, draw_overlay
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.data.base import image_tensor
@@ -24,7 +24,6 @@ from sslbench.models import build_encoder
 from sslbench.pretext.base import normalize
 
 SSL = "instance_aware"
-CONTOUR = {"GT": (0, 200, 0), "scratch": (230, 40, 40), "SSL": (40, 90, 255)}
 
 
 def fraction_figure(out: Path, suite_name: str, path: Path, aggregation: str = DEFAULT_AGGREGATION) -> Path:
@@ -63,32 +62,27 @@ def _pick(rows: list[dict], strategy: str, name: str | None = None) -> dict | No
     return min(mine, key=lambda r: (-r["fraction"], r["seed"], r["fold"] or 0), default=None)
 
 
-def _contours(image: np.ndarray, labels: np.ndarray, colour) -> np.ndarray:
-    shown = image.copy()
-    shown[find_boundaries(labels, mode="inner") & (labels > 0)] = colour
-    return shown
-
-
 def overlay_figure(out: Path, rows: list[dict], path: Path) -> Path:
-    """Fig. 4: one test image with GT, scratch and SSL instance contours side by side."""
+    """Fig. 4: one test image, zoomed where its nuclei are densest: GT alone, then the scratch and SSL
+    predictions with GT contours and their missed / merged / split nuclei marked."""
     scratch = _pick(rows, "scratch")
     ssl = scratch and _pick(rows, SSL, scratch["test_names"][0])
     if scratch is None or ssl is None:
         raise DataError("the overlay needs finished scratch and instance_aware jobs on the same test image.")
-    panels = []
-    for title, row in (("scratch", scratch), ("SSL", ssl)):
-        prediction = np.load(out / row["prediction"])
-        sample = np.load(out / "samples" / str(prediction["sample"]))
-        aji = next(p["aji"] for p in row["scores"]["per_image"] if p["name"] == str(prediction["name"]))
-        panels.append((f"{strategy_label(row['strategy'])}: AJI {100 * aji:.1f} %",
-                       _contours(sample["image"], prediction["instances"], CONTOUR[title])))
-    panels.insert(0, ("ground truth", _contours(sample["image"], sample["labels"], CONTOUR["GT"])))
-    fig = Figure(figsize=(4 * len(panels), 4.3), layout="constrained")
-    for ax, (title, image) in zip(fig.subplots(1, len(panels)), panels):
-        ax.imshow(image)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.suptitle(f"Test image {prediction['name']} ({scratch['fraction']:.0%} labels, seed {scratch['seed']})")
+    predictions = [np.load(out / row["prediction"]) for row in (scratch, ssl)]
+    name = str(predictions[0]["name"])
+    sample = np.load(out / "samples" / str(predictions[0]["sample"]))
+    image, truth = sample["image"], sample["labels"]
+    box = dense_box(truth)
+    fig = Figure(figsize=(13, 4.9), layout="constrained")
+    axes = fig.subplots(1, 3)
+    draw_overlay(axes[0], image, truth, box=box, title="ground truth")
+    for ax, row, prediction in zip(axes[1:], (scratch, ssl), predictions):
+        aji = next(p["aji"] for p in row["scores"]["per_image"] if p["name"] == name)
+        draw_overlay(ax, image, truth, prediction["instances"], box,
+                     f"{strategy_label(row['strategy'])}: AJI {100 * aji:.1f} % (whole image)")
+    fig.suptitle(f"Test image {name}, rows {box[0].start}–{box[0].stop}, columns {box[1].start}–{box[1].stop} "
+                 f"({scratch['fraction']:.0%} labels, seed {scratch['seed']})")
     fig.savefig(path, dpi=120)
     return path
 

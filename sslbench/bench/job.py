@@ -30,8 +30,11 @@ from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmenta
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.engine.weights import atomic_write, load_encoder, save_encoder
 from sslbench.errors import ConfigError, DataError
+from sslbench.bench.overlay import save_overlay
 from sslbench.eval.evaluate import evaluate
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
+from sslbench.eval.postprocess import probabilities_to_instances
+from sslbench.eval.predict import predict_probabilities
 from sslbench.models import build_encoder, build_segmenter
 from sslbench.registry import DATASETS, PRETEXTS, build
 
@@ -339,6 +342,21 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
             "images": {k: [s.name for s in getattr(split, k)] for k in ("train", "val", "test")}}
 
 
+def predict_instances(model: nn.Module, sample: Sample, cfg: Config, device: torch.device) -> np.ndarray:
+    """One image's predicted instance map, with the config's evaluation settings."""
+    ev = cfg.evaluation
+    probs = predict_probabilities(model, sample.image, device, tile=ev["tile"], overlap=ev["overlap"])
+    return probabilities_to_instances(probs, min_area=ev["min_area"])
+
+
+def write_overlay(path: Path, cfg: Config, model: nn.Module, sample: Sample, scores: dict,
+                  device: torch.device) -> Path:
+    """The overlay picture of one test image (its AJI in the title) for a person to look at."""
+    aji = next(p["aji"] for p in scores["per_image"] if p["name"] == sample.name)
+    return save_overlay(path, sample.image, sample.labels, predict_instances(model, sample, cfg, device),
+                        f"{cfg.name} on test image {sample.name}: AJI {100 * aji:.1f} %")
+
+
 def check_same_config(cfg: Config, out_dir: Path) -> None:
     """Refuse to continue an unfinished run in ``out_dir`` with a different config (a folder with
     nothing to resume takes the new config: a run that failed early may be fixed and re-run)."""
@@ -387,6 +405,8 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
                      "python": platform.python_version()},
     }
     if distributed.is_main():
+        result["overlay"] = write_overlay(out_dir / "overlay.png", cfg, fin["model"], split.test[0], fin["test"],
+                                          device).name
         atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
         shutil.rmtree(checkpoints, ignore_errors=True)  # only leftovers of killed writes remain there
     return result

@@ -125,17 +125,25 @@ def _pct(value: float | None) -> Cell:
     return Cell() if value is None else Cell(ours=100 * value, seeds=1)
 
 
-def run_table(rows: list[dict], title: str, caption: str) -> Table:
-    """rows: {"label", "test": {DEFAULT_AGGREGATION: {...}}, "paper_aji": % or None, "seconds": {...}}."""
-    columns = [("AJI % ours | paper", True)] + [(f"{name} %", False) for name in ("AJI+", "PQ", "Dice", "F1")]
+def run_table(rows: list[dict], title: str, caption: str, reference_only: bool = False) -> Table:
+    """rows: {"label", "test": {DEFAULT_AGGREGATION: {...}}, "paper_aji": % or None, "seconds": {...}}.
+    ``reference_only`` (data other than the paper's): the paper's AJI gets its own labelled column
+    instead of sitting beside ours as if the two compared."""
+    aji_header = "AJI %" if reference_only else "AJI % ours | paper"
+    columns = [(aji_header, not reference_only)] + [(f"{name} %", False) for name in ("AJI+", "PQ", "Dice", "F1")]
+    columns.append(("pretrain / finetune s", False))
+    if reference_only:
+        columns.append(("paper AJI % (MoNuSeg, reference only)", False))
     board_rows = []
     for row in rows:
         scores = row["test"][DEFAULT_AGGREGATION]
-        cells = [Cell(ours=100 * scores["aji"], seeds=1, paper=row.get("paper_aji"))]
+        cells = [Cell(ours=100 * scores["aji"], seeds=1, paper=None if reference_only else row.get("paper_aji"))]
         cells += [_pct(scores[k]) for k in ("aji_plus", "pq", "dice", "f1")]
         cells.append(Cell(text=f"{row['seconds']['pretrain']:.0f} / {row['seconds']['finetune']:.0f}"))
+        if reference_only:
+            cells.append(Cell(text=_number(row.get("paper_aji"))))
         board_rows.append(Row(row["label"], cells))
-    return to_rich(Board(title, caption, [*columns, ("pretrain / finetune s", False)], board_rows))
+    return to_rich(Board(title, caption, columns, board_rows))
 
 
 def _summary(values: list[float]) -> Cell:

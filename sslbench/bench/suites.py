@@ -37,6 +37,7 @@ from sslbench.bench.job import (
     check_inputs,
     finetune_phase,
     load_data,
+    predict_instances,
     pretrain_phase,
     resolve_device,
     split_samples,
@@ -48,8 +49,6 @@ from sslbench.engine import distributed
 from sslbench.engine.weights import atomic_write, load_encoder
 from sslbench.errors import ConfigError, DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
-from sslbench.eval.postprocess import probabilities_to_instances
-from sslbench.eval.predict import predict_probabilities
 from sslbench.registry import PRETEXTS
 
 if TYPE_CHECKING:
@@ -204,10 +203,7 @@ def _safe(name: str) -> str:
 
 def save_prediction(out: Path, key: str, model, sample, cfg: Config, device) -> str:
     """The first test image's instances (and, once, the image and its labels) as compressed .npz."""
-    ev = cfg.evaluation
-    instances = probabilities_to_instances(
-        predict_probabilities(model, sample.image, device, tile=ev["tile"], overlap=ev["overlap"]),
-        min_area=ev["min_area"])
+    instances = predict_instances(model, sample, cfg, device)
     image_path = out / "samples" / f"{_safe(sample.name)}.npz"
     if not image_path.is_file():
         atomic_write(image_path, lambda tmp: np.savez_compressed(open(tmp, "wb"), image=sample.image,

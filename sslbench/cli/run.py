@@ -106,10 +106,13 @@ def run(
         handler.close()
     data_name = "synthetic H&E (built-in)" if data is None else str(data)
     test_name = f"the labelled images of {test_data}" if test_data else "held-out test images"
+    paper = "Paper: MoNuSeg 2018 test set, Tables 2–3"
+    if data is None:  # beside the paper's, a synthetic number would read as a reproduction
+        paper += " — a reference, not a comparison: numbers on synthetic data do not reproduce it"
     caption = (f"Data: {data_name}; preset {preset}; seed {seed}; device {result['device']}. "
                f"AJI: mean of the per-image AJI over {len(result['images']['test'])} {test_name} "
-               "(as the MoNuSeg challenge ranks; metrics.json also has the summed variant). "
-               "Paper: MoNuSeg 2018 test set, Tables 2–3.")
+               f"(as the MoNuSeg challenge ranks; metrics.json also has the summed variant). {paper}.")
     console.print(run_table([{"label": strategy_label(pretext), "paper_aji": paper_value(pretext), **result}],
-                            title=f"sslbench run — {pretext}", caption=caption))
+                            title=f"sslbench run — {pretext}", caption=caption, reference_only=data is None))
     console.print(f"Run folder: {out_dir}")
+    console.print(f"Overlay of a test image: {out_dir / result['overlay']}")

@@ -71,12 +71,14 @@ def paper_value(strategy: str, metric: str = "aji") -> float | None:
     return None
 
 
-def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str = "resnet101", head: str = "unet",
+def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None = None, head: str = "unet",
                        seed: int = 0, device: str = "auto", data: str | None = None,
                        unlabeled: str | None = None, overrides: list[str] | None = None) -> Config:
     """One flat config for a run; ``preset`` sizes override the pretext's where it accepts them,
-    then ``overrides`` ("finetune.steps=200", "pretext.weights=/path/r101.pth") override anything."""
+    then ``overrides`` ("finetune.steps=200", "pretext.weights=/path/r101.pth") override anything.
+    ``backbone`` None: the preset's ``backbone``, else resnet101 (the paper's)."""
     cfg = load_component("preset", preset)
+    backbone = backbone or cfg.get("backbone", "resnet101")
     pretext_cfg = pretext_config(pretext)
     cls = PRETEXTS.get(pretext_cfg["type"])
     pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))

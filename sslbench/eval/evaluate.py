@@ -41,15 +41,20 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, 
 
 def tune_postprocess(model: nn.Module, samples: Sequence[Sample], device: torch.device, grid: dict[str, Sequence],
                      tile: int = 512, overlap: int = 64, flips: bool = False) -> tuple[dict, float]:
-    """The combination of ``probabilities_to_instances`` arguments in ``grid`` ({name: candidate
-    values}) with the highest per-image-mean AJI on ``samples``, and that AJI. Probabilities are
-    predicted once; ties go to the first combination in grid order."""
+    """``best_postprocess`` on ``samples``, their probabilities predicted once."""
     probs = [predict_probabilities(model, s.image, device, tile=tile, overlap=overlap, flips=flips) for s in samples]
+    return best_postprocess([s.labels for s in samples], probs, grid)
+
+
+def best_postprocess(labels: Sequence[np.ndarray], probs: Sequence[np.ndarray],
+                     grid: dict[str, Sequence]) -> tuple[dict, float]:
+    """The combination of ``probabilities_to_instances`` arguments in ``grid`` ({name: candidate
+    values}) with the highest per-image-mean AJI, and that AJI; ties go to the first in grid order."""
     best, best_aji = {}, -1.0
     for values in itertools.product(*grid.values()):
         params = dict(zip(grid, values))
-        aji = float(np.mean([image_counts(s.labels, probabilities_to_instances(p, **params)).metrics()["aji"]
-                             for s, p in zip(samples, probs)]))
+        aji = float(np.mean([image_counts(gt, probabilities_to_instances(p, **params)).metrics()["aji"]
+                             for gt, p in zip(labels, probs)]))
         if aji > best_aji:
             best, best_aji = params, aji
     return best, best_aji

@@ -1,13 +1,18 @@
 """The finetuning recipe's pieces: stain jitter, rescaling and elastic crops, CE + Dice loss, test-time
 flips, threshold post-processing chosen on validation images, and the cpu preset."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from skimage.color import hed2rgb, rgb2hed
 from skimage.draw import disk
 from torch import nn
+from typer.testing import CliRunner
 
+from sslbench.cli import app
 from sslbench.config import resolve_run_config
 from sslbench.data.base import Sample
 from sslbench.data.synthetic import Synthetic
@@ -16,6 +21,8 @@ from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmenta
 from sslbench.eval.evaluate import tune_postprocess
 from sslbench.eval.postprocess import probabilities_to_instances
 from sslbench.eval.predict import predict_probabilities
+from sslbench.models import build_segmenter
+from tiny import tiny_args
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +130,23 @@ def test_cpu_preset_names_its_backbone_and_the_others_keep_resnet101():
     assert resolve_run_config("scratch", preset="mini").backbone["name"] == "resnet101"
     cfg = resolve_run_config("scratch", preset="cpu", overrides=["finetune.dice_weight=0", "evaluation.flips=False"])
     assert cfg.finetune["dice_weight"] == 0 and cfg.evaluation["flips"] is False
+
+
+@pytest.mark.slow
+def test_cpu_preset_run_stores_the_post_processing_chosen_on_validation(tmp_path):
+    out = tmp_path / "run"
+    settings = {"data.size": 320, "finetune.eval_every": 2, "evaluation.tile": 320, "evaluation.overlap": 0,
+                # one candidate for every threshold but min_area (--set merges into the preset's grid)
+                "evaluation.tune.min_area": (5, 10 ** 6), "evaluation.tune.min_seed_area": (4,),
+                "evaluation.tune.body_threshold": (0.5,), "evaluation.tune.foreground_threshold": (None,)}
+    result = CliRunner().invoke(app, ["run", "--preset", "cpu", "--pretext", "scratch", "--out", str(out),
+                                      *tiny_args(settings)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    # a min_area no nucleus reaches scores AJI 0 on validation, so the grid must pick the other value
+    assert metrics["postprocess"]["values"] == {"min_area": 5, "min_seed_area": 4, "body_threshold": 0.5,
+                                                "foreground_threshold": None}
+    assert metrics["postprocess"]["chosen_on"] == "validation"
+    assert metrics["validation"][-1]["step"] == 2 and "aji" in metrics["validation"][-1]
+    assert set(load_file(out / "model.safetensors")) == set(build_segmenter(
+        dict(type="SmpEncoder", name="resnet18"), dict(type="Unet")).state_dict())

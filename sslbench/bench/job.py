@@ -167,8 +167,8 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
 
     maybe_compile(model, accel)
     dice_weight = ft.get("dice_weight", 0.0)
-    history = train(model, lambda: segmentation_loss(model, *next_batch(), weights, dice_weight), loop_settings(ft), device,
-                    f"finetune {cfg.name}", on_eval=validate if ft.get("eval_every") and split.val else None,
+    history = train(model, lambda: segmentation_loss(model, *next_batch(), weights, dice_weight), loop_settings(ft),
+                    device, f"finetune {cfg.name}", on_eval=validate if ft.get("eval_every") and split.val else None,
                     eval_every=ft.get("eval_every", 0), checkpoint=checkpoint, accel=accel, on_step=on_step)
     if record["best_state"] is not None:
         model.load_state_dict(record["best_state"])

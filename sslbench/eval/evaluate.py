@@ -24,7 +24,9 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, 
     """{"dataset": {...}, "per_image_mean": {...}, "per_image": [{"name", metrics...}]}.
 
     ``flips``: test-time flip averaging (``predict_probabilities``); ``postprocess``: further keyword
-    arguments of ``probabilities_to_instances`` (thresholds, e.g. from ``tune_postprocess``). Under torchrun each process scores every n-th image; the additive per-image counts are gathered,
+    arguments of ``probabilities_to_instances`` (thresholds, e.g. from ``tune_postprocess``).
+
+    Under torchrun each process scores every n-th image; the additive per-image counts are gathered,
     so every process returns the same scores as a single process would."""
     mine = list(enumerate(samples))[distributed.rank()::distributed.world_size()]
     scored = []

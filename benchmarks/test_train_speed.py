@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from sslbench.config import resolve_run_config
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmentation_loss
 from sslbench.models import build_encoder, build_segmenter
@@ -61,3 +62,27 @@ def test_finetune_step(benchmark, samples):
         return loss
 
     assert torch.isfinite(benchmark(step))
+
+
+def test_cpu_preset_finetune_step(benchmark):
+    """One finetuning step exactly as the cpu preset trains (its backbone, crop, batch, augmentation
+    and loss) on synthetic tiles: the step that fills most of a 30-minute cpu-preset run."""
+    cfg = resolve_run_config("scratch", preset="cpu", allow_synthetic=True)
+    ft = cfg.finetune
+    torch.manual_seed(0)
+    model = build_segmenter(cfg.backbone, cfg.head)
+    sampler = FinetuneSampler(ft["crop"], ft["scale"], ft["elastic"], ft["stain_jitter"])
+    sources = finetune_sources(Synthetic(num_images=2, size=400).load(), ft["boundary_width"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=ft["lr"])
+    weights = torch.tensor(ft["class_weights"])
+    generator = torch.Generator().manual_seed(0)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = segmentation_loss(model, *sampler(sources, ft["batch_size"], generator), weights,
+                                 ft["dice_weight"])["loss"]
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    assert torch.isfinite(benchmark.pedantic(step, rounds=3, warmup_rounds=1))

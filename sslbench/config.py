@@ -71,14 +71,21 @@ def paper_value(strategy: str, metric: str = "aji") -> float | None:
     return None
 
 
-def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str = "resnet101", head: str = "unet",
+def preset_backbone(preset: str, backbone: str | None = None) -> str:
+    """``backbone`` if given, else the preset's (cpu: resnet34), else the paper's resnet101."""
+    return backbone or load_component("preset", preset).get("backbone", "resnet101")
+
+
+def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None = None, head: str = "unet",
                        seed: int = 0, device: str = "auto", data: str | None = None, test_data: str | None = None,
                        unlabeled: str | None = None, overrides: list[str] | None = None,
                        allow_synthetic: bool = False) -> Config:
     """One flat config for a run; ``preset`` sizes override the pretext's where it accepts them,
     then ``overrides`` ("finetune.steps=200", "pretext.weights=/path/r101.pth") override anything.
-    A preset marked ``real_data`` (mini, paper) refuses the synthetic default unless ``allow_synthetic``."""
+    ``backbone`` None: the preset's ``backbone``, else resnet101 (the paper's). A preset marked
+    ``real_data`` (mini, paper) refuses the synthetic default unless ``allow_synthetic``."""
     cfg = load_component("preset", preset)
+    backbone = preset_backbone(preset, backbone)
     if data is None and cfg.get("real_data") and not allow_synthetic:
         raise ConfigError(f"preset {preset} is sized for real images: pass --data DIR (e.g. MoNuSeg's training "
                           "images); to run it on the built-in synthetic data anyway, add --allow-synthetic.")

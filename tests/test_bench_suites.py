@@ -173,7 +173,7 @@ def test_test_data_sharing_an_image_with_the_training_data_is_refused(tmp_path):
     assert len(samples) == 4 and [s.name for s in test] == ["other_synthetic_000", "other_synthetic_001"]
 
 
-@pytest.mark.parametrize("preset", ["mini", "paper"])
+@pytest.mark.parametrize("preset", ["cpu", "mini", "paper"])
 def test_real_data_presets_refuse_the_synthetic_default_unless_asked(preset):
     with pytest.raises(ConfigError, match=f"preset {preset} is sized for real images: pass --data"):
         resolve_run_config("scratch", preset=preset)

@@ -61,6 +61,7 @@ def test_finished_run_folder_is_never_overwritten(tmp_path):
     (["run", "--set", "split.label_fraction=1.5"], "label_fraction must be in (0, 1]"),
     (["run", "--set", "pretext.margin_st=-1"], "margins must be >= 0"),
     (["run", "--preset", "mini"], "preset mini is sized for real images: pass --data"),
+    (["run", "--preset", "cpu"], "preset cpu is sized for real images: pass --data"),
 ])
 def test_bad_options_give_one_line_errors(args, message):
     result = subprocess.run([sys.executable, "-c", "from sslbench.cli import main; main()", *args],

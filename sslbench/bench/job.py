@@ -28,10 +28,10 @@ from sslbench.engine.accel import Acceleration, maybe_compile, resolve
 from sslbench.engine.batches import batch_source
 from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmentation_loss
 from sslbench.engine.loop import LoopSettings, train
-from sslbench.engine.weights import atomic_write, load_encoder, save_encoder
+from sslbench.engine.weights import atomic_write, load_encoder, save_encoder, write_safetensors
 from sslbench.errors import ConfigError, DataError
 from sslbench.bench.overlay import save_overlay
-from sslbench.eval.evaluate import evaluate
+from sslbench.eval.evaluate import evaluate, tune_postprocess
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
 from sslbench.eval.postprocess import probabilities_to_instances
 from sslbench.eval.predict import predict_probabilities
@@ -208,10 +208,12 @@ def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torc
 def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.device, generator: torch.Generator,
              checkpoint: Checkpoint | None = None, accel: Acceleration | None = None,
              on_step: Callable[[int], None] | None = None) -> tuple[list[dict], list[dict]]:
-    """Train the segmenter; with ``eval_every`` the best validation AJI's weights are kept."""
+    """Train the segmenter; with ``eval_every`` the weights of the best per-image-mean validation
+    AJI are kept."""
     ft, ev = cfg.finetune, cfg.evaluation
     accel = accel or acceleration(cfg, device)
-    next_batch = batch_source(FinetuneSampler(ft["crop"]), finetune_sources(split.train, ft["boundary_width"]),
+    sampler = FinetuneSampler(ft["crop"], ft.get("scale"), ft.get("elastic"), ft.get("stain_jitter", 0.0))
+    next_batch = batch_source(sampler, finetune_sources(split.train, ft["boundary_width"]),
                               ft["batch_size"], device, generator, accel.data_on_device, accel.loader_workers)
     weights = torch.tensor(ft["class_weights"], dtype=torch.float32, device=device)
     # lives in the checkpoint's extra state, so a resumed run keeps earlier scores and best weights
@@ -219,8 +221,8 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
     record.update(validations=[], best_aji=-1.0, best_state=None)
 
     def validate(step: int) -> None:
-        scores = evaluate(model, split.val, device, ev["min_area"], ev["tile"], ev["overlap"],
-                          "validate")[DEFAULT_AGGREGATION]
+        scores = evaluate(model, split.val, device, ev["min_area"], ev["tile"], ev["overlap"], "validate",
+                          ev.get("flips", False))[DEFAULT_AGGREGATION]
         record["validations"].append({"step": step, **scores})
         log.info("validation step %d AJI %.4f", step, scores["aji"])
         if scores["aji"] > record["best_aji"]:
@@ -229,8 +231,9 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
         model.train()
 
     maybe_compile(model, accel)
-    history = train(model, lambda: segmentation_loss(model, *next_batch(), weights), loop_settings(ft), device,
-                    f"finetune {cfg.name}", on_eval=validate if ft.get("eval_every") and split.val else None,
+    dice_weight = ft.get("dice_weight", 0.0)
+    history = train(model, lambda: segmentation_loss(model, *next_batch(), weights, dice_weight), loop_settings(ft),
+                    device, f"finetune {cfg.name}", on_eval=validate if ft.get("eval_every") and split.val else None,
                     eval_every=ft.get("eval_every", 0), checkpoint=checkpoint, accel=accel, on_step=on_step)
     if record["best_state"] is not None:
         model.load_state_dict(record["best_state"])
@@ -335,25 +338,36 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
     history, validations = finetune(cfg, model, split, device, generator, checkpoint)
     seconds = time.perf_counter() - started + (checkpoint.resumed_seconds if checkpoint else 0.0)
     ev = cfg.evaluation
-    scores = evaluate(model, split.test, device, ev["min_area"], ev["tile"], ev["overlap"], "test")
+    postprocess = {}
+    if ev.get("tune") and split.val:
+        chosen, val_aji = tune_postprocess(model, split.val, device, ev["tune"], ev["tile"], ev["overlap"],
+                                           ev.get("flips", False))
+        postprocess = {"chosen_on": "validation", "val_aji_per_image_mean": val_aji, "values": chosen}
+        log.info("post-processing chosen on validation: %s (per-image-mean AJI %.4f)", chosen, val_aji)
+    scores = evaluate(model, split.test, device, ev["min_area"], ev["tile"], ev["overlap"], "test",
+                      ev.get("flips", False), postprocess.get("values"))
     if checkpoint is not None and distributed.is_main():
         checkpoint.path.unlink(missing_ok=True)
-    return {"model": model, "test": scores, "validation": validations, "history": history, "seconds": seconds,
+    return {"model": model, "test": scores, "validation": validations, "postprocess": postprocess,
+            "history": history, "seconds": seconds,
             "images": {k: [s.name for s in getattr(split, k)] for k in ("train", "val", "test")}}
 
 
-def predict_instances(model: nn.Module, sample: Sample, cfg: Config, device: torch.device) -> np.ndarray:
-    """One image's predicted instance map, with the config's evaluation settings."""
+def predict_instances(model: nn.Module, sample: Sample, cfg: Config, device: torch.device,
+                      postprocess: dict | None = None) -> np.ndarray:
+    """One image's predicted instance map exactly as it was scored: the config's evaluation settings
+    and the post-processing chosen on validation (``finetune_phase``'s ``postprocess["values"]``)."""
     ev = cfg.evaluation
-    probs = predict_probabilities(model, sample.image, device, tile=ev["tile"], overlap=ev["overlap"])
-    return probabilities_to_instances(probs, min_area=ev["min_area"])
+    probs = predict_probabilities(model, sample.image, device, tile=ev["tile"], overlap=ev["overlap"],
+                                  flips=ev.get("flips", False))
+    return probabilities_to_instances(probs, **{"min_area": ev["min_area"], **(postprocess or {})})
 
 
 def write_overlay(path: Path, cfg: Config, model: nn.Module, sample: Sample, scores: dict,
-                  device: torch.device) -> Path:
+                  device: torch.device, postprocess: dict | None = None) -> Path:
     """The overlay picture of one test image (its AJI in the title) for a person to look at."""
     aji = next(p["aji"] for p in scores["per_image"] if p["name"] == sample.name)
-    return save_overlay(path, sample.image, sample.labels, predict_instances(model, sample, cfg, device),
+    return save_overlay(path, sample.image, sample.labels, predict_instances(model, sample, cfg, device, postprocess),
                         f"{cfg.name} on test image {sample.name}: AJI {100 * aji:.1f} %")
 
 
@@ -396,7 +410,8 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
     result = {
         "strategy": cfg.name, "preset": cfg.preset, "seed": cfg.seed, "device": str(device),
         "processes": distributed.world_size(),
-        "test": fin["test"], "validation": fin["validation"], "images": fin["images"],
+        "test": fin["test"], "validation": fin["validation"], "postprocess": fin["postprocess"],
+        "images": fin["images"],
         "pretrain_images": pre["images"],
         "history": {"pretrain": pre["history"], "finetune": fin["history"]},
         "seconds": {"pretrain": pre["seconds"], "finetune": fin["seconds"]},
@@ -406,7 +421,9 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
     }
     if distributed.is_main():
         result["overlay"] = write_overlay(out_dir / "overlay.png", cfg, fin["model"], split.test[0], fin["test"],
-                                          device).name
+                                          device, fin["postprocess"].get("values")).name
+        # the finetuned ResUNet, so a run can be scored again (other images, post-processing) without retraining
+        write_safetensors(out_dir / "model.safetensors", fin["model"].state_dict())
         atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
         shutil.rmtree(checkpoints, ignore_errors=True)  # only leftovers of killed writes remain there
     return result

@@ -201,9 +201,9 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def save_prediction(out: Path, key: str, model, sample, cfg: Config, device) -> str:
-    """The first test image's instances (and, once, the image and its labels) as compressed .npz."""
-    instances = predict_instances(model, sample, cfg, device)
+def save_prediction(out: Path, key: str, model, sample, cfg: Config, device, postprocess: dict | None) -> str:
+    """The first test image's instances as scored (and, once, the image and its labels) as compressed .npz."""
+    instances = predict_instances(model, sample, cfg, device, postprocess)
     image_path = out / "samples" / f"{_safe(sample.name)}.npz"
     if not image_path.is_file():
         atomic_write(image_path, lambda tmp: np.savez_compressed(open(tmp, "wb"), image=sample.image,
@@ -283,13 +283,14 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
     result = finetune_phase(cfg, split, encoder, device, checkpoint_dir=checkpoints / key)
     prediction = None
     if distributed.is_main():  # under torchrun the other processes only helped train and score
-        prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device)
+        prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device,
+                                     result["postprocess"].get("values"))
         shutil.rmtree(checkpoints / key, ignore_errors=True)  # finetune_phase removed the checkpoint; leftovers only
     scores = result["test"]
     return {
         "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
         "fold": job.fold, "seed": job.seed, "preset": opts.preset, "context": opts.context(),
-        "config": cfg.to_dict(), **{m: scores[DEFAULT_AGGREGATION][m] for m in METRIC_COLUMNS}, "scores": scores,
+        "config": cfg.to_dict(), **{m: scores[DEFAULT_AGGREGATION][m] for m in METRIC_COLUMNS}, "scores": {**scores, "postprocess": result["postprocess"]},
         "test_images": len(split.test), "test_names": [s.name for s in split.test],
         "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
         "device": str(device), "versions": versions(), "git_commit": git_commit(),

@@ -63,7 +63,8 @@ def bench(
                                          "each seed (the test set stays): the std then also covers which "
                                          "images happened to be labelled."),
     folds: int = typer.Option(None, help="Folds for cross-validation suites (table4; default 5)."),
-    backbone: str = typer.Option("resnet101", help="Encoder (sslbench list backbones)."),
+    backbone: str = typer.Option(None, help="Encoder (sslbench list backbones). Default: the preset's (cpu: "
+                                 "resnet34), else resnet101."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 …"),
     out: Path = typer.Option(Path("bench"), help="Output folder: results.sqlite, encoders/, leaderboards."),
     skip: list[str] = typer.Option([], help="Leave a strategy of the suite out (e.g. imagenet without weights)."),
@@ -92,12 +93,14 @@ def bench(
     """Run a benchmark suite; finished jobs in --out are skipped, so re-running resumes."""
     from sslbench.bench.leaderboard import suite_leaderboard, to_rich, write_board
     from sslbench.bench.suites import BenchOptions, load_suite, run_suite
+    from sslbench.config import preset_backbone
 
     load_plugins_for_cli(plugin)
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}.")
     launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg, local_parallel)
-    options = BenchOptions(load_suite(suite, folds, skip), out, preset, backbone, device, seeds, _absolute(data),
+    options = BenchOptions(load_suite(suite, folds, skip), out, preset, preset_backbone(preset, backbone), device,
+                           seeds, _absolute(data),
                            _absolute(test_data), _absolute(unlabeled),
                            [*set_, *(["engine.compile=True"] if compile_ else []),
                             *(["split.resample_per_seed=True"] if resample_splits else [])], force,

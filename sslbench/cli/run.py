@@ -56,7 +56,8 @@ def default_out_dir(pretext: str) -> Path:
 @app.command()
 def run(
     pretext: str = typer.Option("instance_aware", help="Pretext task or strategy (sslbench list pretexts)."),
-    preset: str = typer.Option("smoke", help="Sizes and schedules: smoke (CPU), mini (one GPU), paper."),
+    preset: str = typer.Option("smoke", help="Sizes and schedules: smoke (CPU), cpu (real data, 2-core CPU), "
+                                             "mini (one GPU), paper."),
     data: Path = typer.Option(None, help="Labelled data folder (MoNuSeg, image+label folder). "
                                          "Default: the built-in synthetic H&E data."),
     test_data: Path = typer.Option(None, help="Separate labelled test set (e.g. MoNuSeg's 14 test images); "
@@ -64,7 +65,8 @@ def run(
     allow_synthetic: bool = typer.Option(False, help="Run a real-data preset (mini, paper) on the synthetic "
                                          "default data anyway (a pipeline check, not a reproduction)."),
     unlabeled: Path = typer.Option(None, help="Extra unlabelled images for pretraining only."),
-    backbone: str = typer.Option("resnet101", help="Encoder (sslbench list backbones)."),
+    backbone: str = typer.Option(None, help="Encoder (sslbench list backbones). Default: the preset's "
+                                            "(cpu: resnet34), else resnet101."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 …"),
     seed: int = typer.Option(0, help="Seeds data splits, sampling and initialisation."),
     out: Path = typer.Option(None, help="Run folder. Default: runs/<time>-<pretext>."),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
+
+import numpy as np
 
 import torch
 from rich.progress import Progress
@@ -16,8 +19,12 @@ from sslbench.eval.predict import predict_probabilities
 
 
 def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, min_area: int = 10,
-             tile: int = 512, overlap: int = 64, description: str = "evaluate") -> dict:
+             tile: int = 512, overlap: int = 64, description: str = "evaluate", flips: bool = False,
+             postprocess: dict | None = None) -> dict:
     """{"per_image_mean": {...}, "summed": {...}, "per_image": [{"name", metrics...}]}.
+
+    ``flips``: test-time flip averaging (``predict_probabilities``); ``postprocess``: further keyword
+    arguments of ``probabilities_to_instances`` (thresholds, e.g. from ``tune_postprocess``).
 
     Under torchrun each process scores every n-th image; the additive per-image counts are gathered,
     so every process returns the same scores as a single process would."""
@@ -25,10 +32,31 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, 
     scored = []
     with Progress(transient=True, disable=not distributed.is_main()) as progress:
         for index, sample in progress.track(mine, description=description):
-            probs = predict_probabilities(model, sample.image, device, tile=tile, overlap=overlap)
-            instances = probabilities_to_instances(probs, min_area=min_area)
+            probs = predict_probabilities(model, sample.image, device, tile=tile, overlap=overlap, flips=flips)
+            instances = probabilities_to_instances(probs, **{"min_area": min_area, **(postprocess or {})})
             scored.append((index, sample.name, image_counts(sample.labels, instances)))
     scored = sorted((item for part in distributed.gather(scored) for item in part), key=lambda item: item[0])
     counts = [image_result for _, _, image_result in scored]
     per_image = [{"name": name, **image_result.metrics()} for _, name, image_result in scored]
     return {**{mode: aggregate(counts, mode) for mode in AGGREGATION_MODES}, "per_image": per_image}
+
+
+def tune_postprocess(model: nn.Module, samples: Sequence[Sample], device: torch.device, grid: dict[str, Sequence],
+                     tile: int = 512, overlap: int = 64, flips: bool = False) -> tuple[dict, float]:
+    """``best_postprocess`` on ``samples``, their probabilities predicted once."""
+    probs = [predict_probabilities(model, s.image, device, tile=tile, overlap=overlap, flips=flips) for s in samples]
+    return best_postprocess([s.labels for s in samples], probs, grid)
+
+
+def best_postprocess(labels: Sequence[np.ndarray], probs: Sequence[np.ndarray],
+                     grid: dict[str, Sequence]) -> tuple[dict, float]:
+    """The combination of ``probabilities_to_instances`` arguments in ``grid`` ({name: candidate
+    values}) with the highest per-image-mean AJI, and that AJI; ties go to the first in grid order."""
+    best, best_aji = {}, -1.0
+    for values in itertools.product(*grid.values()):
+        params = dict(zip(grid, values))
+        aji = float(np.mean([image_counts(gt, probabilities_to_instances(p, **params)).metrics()["aji"]
+                             for gt, p in zip(labels, probs)]))
+        if aji > best_aji:
+            best, best_aji = params, aji
+    return best, best_aji

@@ -3,7 +3,10 @@
 Method (one-stage contour-aware segmentation, Cui et al. 2019): each pixel takes its most probable
 class. Nucleus bodies are separated from each other by the predicted boundary ring, so their
 connected components are the seeds; a watershed on -P(body), restricted to the foreground (body or
-boundary), grows each seed back over its boundary pixels. A foreground blob with no body pixel at all
+boundary), grows each seed back over its boundary pixels. ``body_threshold`` / ``foreground_threshold``
+replace the argmax for seeds (P(body) above it) and foreground (1 - P(background) above it): a
+higher body threshold splits touching nuclei more eagerly (values chosen on validation images,
+``eval.evaluate.tune_postprocess``). A foreground blob with no body pixel at all
 (an under-trained model may call a small nucleus all boundary) becomes an instance of its own rather
 than being lost. Objects under ``min_area`` px are dropped.
 """
@@ -17,13 +20,16 @@ from skimage.segmentation import relabel_sequential, watershed
 from sslbench.data.targets import BACKGROUND, BODY
 
 
-def probabilities_to_instances(probs: np.ndarray, min_area: int = 10, min_seed_area: int = 4) -> np.ndarray:
+def probabilities_to_instances(probs: np.ndarray, min_area: int = 10, min_seed_area: int = 4,
+                               body_threshold: float | None = None,
+                               foreground_threshold: float | None = None) -> np.ndarray:
     """(3, H, W) class probabilities -> (H, W) int32 instance ids (0 = background)."""
     if probs.ndim != 3 or probs.shape[0] != 3:
         raise ValueError(f"expected (3, H, W) probabilities, got shape {probs.shape}.")
     classes = probs.argmax(axis=0)  # ties go to the lower class: background first
-    seeds = drop_small(ndimage.label(classes == BODY)[0], min_seed_area)
-    foreground = classes != BACKGROUND
+    body = classes == BODY if body_threshold is None else probs[BODY] > body_threshold
+    seeds = drop_small(ndimage.label(body)[0], min_seed_area)
+    foreground = classes != BACKGROUND if foreground_threshold is None else 1 - probs[BACKGROUND] > foreground_threshold
     instances = watershed(-probs[BODY], markers=seeds, mask=foreground)
     unseeded, _ = ndimage.label(foreground & (instances == 0))
     instances = np.where(unseeded > 0, unseeded + instances.max(), instances)

@@ -23,8 +23,9 @@ def _starts(length: int, tile: int, stride: int) -> list[int]:
 
 @torch.no_grad()
 def predict_probabilities(model: nn.Module, image: np.ndarray, device: torch.device,
-                          tile: int = 512, overlap: int = 64) -> np.ndarray:
-    """(H, W, 3) uint8 -> (classes, H, W) float32 softmax, tiles averaged where they overlap."""
+                          tile: int = 512, overlap: int = 64, flips: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 -> (classes, H, W) float32 softmax, tiles averaged where they overlap; with
+    ``flips`` each tile's softmax is also averaged over its horizontal, vertical and double flip."""
     model.eval()
     height, width = image.shape[:2]
     tile = -(-min(tile, max(height, width)) // _ALIGN) * _ALIGN
@@ -35,11 +36,19 @@ def predict_probabilities(model: nn.Module, image: np.ndarray, device: torch.dev
     total = weight = None
     for top in _starts(full_h, tile, tile - overlap):
         for left in _starts(full_w, tile, tile - overlap):
-            with autocast(device):
-                logits = model(x[..., top:top + tile, left:left + tile]).float()
+            probs = _tile_probabilities(model, x[..., top:top + tile, left:left + tile], device, flips)
             if total is None:
-                total = torch.zeros((logits.shape[1], full_h, full_w), device=device)
+                total = torch.zeros((probs.shape[0], full_h, full_w), device=device)
                 weight = torch.zeros((1, full_h, full_w), device=device)
-            total[:, top:top + tile, left:left + tile] += logits[0].softmax(0)
+            total[:, top:top + tile, left:left + tile] += probs
             weight[:, top:top + tile, left:left + tile] += 1
     return (total / weight)[:, :height, :width].cpu().numpy()
+
+
+def _tile_probabilities(model: nn.Module, tile: torch.Tensor, device: torch.device, flips: bool) -> torch.Tensor:
+    """(1, 3, h, w) -> (classes, h, w) softmax; the flipped views run as one batch."""
+    views = [(), (-1,), (-2,), (-2, -1)] if flips else [()]
+    batch = torch.cat([tile.flip(dims) if dims else tile for dims in views])
+    with autocast(device):
+        probs = model(batch).float().softmax(1)
+    return torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, views)]).mean(0)

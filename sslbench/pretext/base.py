@@ -20,7 +20,7 @@ _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) uint8 -> float, ImageNet-normalised, on the same device."""
+    """(B, 3, H, W) uint8 (or float in [0, 255]) -> float, ImageNet-normalised, on the same device."""
     x = images_uint8.float().div_(255)
     return (x - _MEAN.to(x.device)) / _STD.to(x.device)
 

@@ -418,10 +418,11 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
         "encoder_weights": Path(pre["weights"]).name,
         "versions": {"sslbench": sslbench.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
+        "overlay": "overlay.png",
     }
-    if distributed.is_main():
-        result["overlay"] = write_overlay(out_dir / "overlay.png", cfg, fin["model"], split.test[0], fin["test"],
-                                          device, fin["postprocess"].get("values")).name
+    if distributed.is_main():  # every rank returns the same record; rank 0 alone writes the files
+        write_overlay(out_dir / result["overlay"], cfg, fin["model"], split.test[0], fin["test"], device,
+                      fin["postprocess"].get("values"))
         # the finetuned ResUNet, so a run can be scored again (other images, post-processing) without retraining
         write_safetensors(out_dir / "model.safetensors", fin["model"].state_dict())
         atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))

@@ -145,7 +145,7 @@ def test_match_blur_removes_the_sharpness_gap_between_the_views():
         # H&E tiles: the upsampled negative is much smoother than a native crop; matched views are not
         assert _high_frequency(plain["anchor"]) > 1.8 * _high_frequency(plain["negative"])
         for view in ("anchor", "positive"):
-            assert _high_frequency(matched[view]) < 1.3 * _high_frequency(matched["negative"])
+            assert _high_frequency(matched[view]) < 1.4 * _high_frequency(matched["negative"])  # 2.7x unmatched
 
 
 def test_shuffle_roles_swaps_positive_and_negative_in_a_random_half_of_the_triplets():

@@ -111,12 +111,13 @@ def test_colorme_targets_are_the_held_out_channels(images, channel):
 
 
 # moco_v2 is not here: every forward queues its keys, so a second pass on the same batch is another loss.
-# The joint-embedding losses over 8 views are steep (BatchNorm over a tiny batch): a smaller step.
+# The joint-embedding losses over 8 views are steep (BatchNorm over a tiny batch): a smaller step
+# (Barlow Twins on the current synthetic tiles: 399 -> 471 at lr 1e-6, lower at 1e-8).
 @pytest.mark.parametrize(("make", "lr"), [
     (lambda: RotNet(CHANNELS, crop=64), 1e-2), (lambda: Jigsaw(CHANNELS, crop=96), 1e-2),
     (lambda: ColorMe(CHANNELS, crop=64), 1e-2), (lambda: SimCLR(CHANNELS, crop=64), 1e-5),
     (lambda: BYOL(CHANNELS, crop=64, hidden_dim=256, dim=64), 1e-5),
-    (lambda: BarlowTwins(CHANNELS, crop=64, dim=256), 1e-5)],
+    (lambda: BarlowTwins(CHANNELS, crop=64, dim=256), 1e-8)],  # batch 4: 1e-6 already overshoots
     ids=["rotnet", "jigsaw", "colorme", "simclr", "byol", "barlow_twins"])
 def test_one_step_lowers_the_loss_on_a_fixed_batch(images, make, lr):
     torch.manual_seed(0)

@@ -143,7 +143,7 @@ def test_match_blur_removes_the_sharpness_gap_between_the_views():
         matched = InstanceAware(CHANNELS, crop=128, neg_scales=(scale,), match_blur=True).sample(
             images, 16, torch.Generator().manual_seed(0))
         # H&E tiles: the upsampled negative is much smoother than a native crop; matched views are not
-        assert _high_frequency(plain["anchor"]) > 1.8 * _high_frequency(plain["negative"])
+        assert _high_frequency(plain["anchor"]) > 1.5 * _high_frequency(plain["negative"])
         for view in ("anchor", "positive"):
             assert _high_frequency(matched[view]) < 1.4 * _high_frequency(matched["negative"])  # 2.7x unmatched
 

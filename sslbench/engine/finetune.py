@@ -17,8 +17,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from sslbench.data.base import Sample, image_tensor
+from sslbench.data.image import normalize, pick_images, random_crop_box
 from sslbench.data.targets import instance_to_classes
-from sslbench.pretext.base import normalize, pick_images, random_crop_box
 
 _HED_FROM_RGB = torch.from_numpy(hed_from_rgb).float()
 _RGB_FROM_HED = torch.from_numpy(rgb_from_hed).float()

@@ -8,15 +8,19 @@ import inspect
 from importlib.resources import files
 from pathlib import Path
 
-import torch
 from mmengine.config import Config
 
-from sslbench.engine.accel import ENGINE_DEFAULTS
-from sslbench.engine.accel import resolve as resolve_acceleration
 from sslbench.errors import ConfigError, UnknownComponentError
 from sslbench.registry import PRETEXTS, closest_hint, registered
 
 KINDS = ("pretext", "backbone", "head", "dataset", "preset", "suite")
+
+#: the ``engine`` section every run config gets (how fast a run goes, not what it computes; what each
+#: switch does: ``engine.accel``); presets and ``--set engine.X=...`` override it
+ENGINE_DEFAULTS = dict(amp="auto", channels_last="auto", tf32="auto", fused_optimizer="auto",
+                       compile=False, data_on_device="auto", loader_workers=4)
+#: the switches "auto" turns on for CUDA and off elsewhere
+ENGINE_SWITCHES = ("amp", "channels_last", "tf32", "fused_optimizer")
 
 
 def config_root() -> Path:
@@ -143,4 +147,18 @@ def validate(cfg: dict) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"invalid config: {message}.")
-    resolve_acceleration(cfg.get("engine"), torch.device("cpu"))  # rejects unknown keys and values
+    engine_settings(cfg.get("engine"))
+
+
+def engine_settings(section: dict | None) -> dict:
+    """The ``engine`` section with ENGINE_DEFAULTS for missing keys; unknown keys and values are refused."""
+    values = {**ENGINE_DEFAULTS, **(section or {})}
+    unknown = set(values) - set(ENGINE_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"engine: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(ENGINE_DEFAULTS)}.")
+    for key in (*ENGINE_SWITCHES, "data_on_device"):
+        if values[key] not in ("auto", True, False):
+            raise ConfigError(f"engine.{key} must be auto, True or False, got {values[key]!r}.")
+    if not isinstance(values["loader_workers"], int) or values["loader_workers"] < 0:
+        raise ConfigError(f"engine.loader_workers must be an integer >= 0, got {values['loader_workers']!r}.")
+    return values

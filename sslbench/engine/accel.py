@@ -12,11 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sslbench.errors import ConfigError
-
-#: the ``engine`` section every run config gets; presets and ``--set engine.X=...`` override it
-ENGINE_DEFAULTS = dict(amp="auto", channels_last="auto", tf32="auto", fused_optimizer="auto",
-                       compile=False, data_on_device="auto", loader_workers=4)
+from sslbench.config import ENGINE_SWITCHES, engine_settings
 
 
 @dataclass(frozen=True)
@@ -37,22 +33,10 @@ class Acceleration:
 
 
 def resolve(section: dict | None, device: torch.device) -> Acceleration:
-    """The ``engine`` config section (missing keys take ENGINE_DEFAULTS) for ``device``."""
-    values = {**ENGINE_DEFAULTS, **(section or {})}
-    unknown = set(values) - set(ENGINE_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"engine: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(ENGINE_DEFAULTS)}.")
+    """The ``engine`` config section (checked, defaults filled in by ``config.engine_settings``) for ``device``."""
+    values = engine_settings(section)
     cuda = device.type == "cuda"
-    switches = {}
-    for key in ("amp", "channels_last", "tf32", "fused_optimizer"):
-        value = values[key]
-        if value not in ("auto", True, False):
-            raise ConfigError(f"engine.{key} must be auto, True or False, got {value!r}.")
-        switches[key] = cuda if value == "auto" else value
-    if values["data_on_device"] not in ("auto", True, False):
-        raise ConfigError(f"engine.data_on_device must be auto, True or False, got {values['data_on_device']!r}.")
-    if not isinstance(values["loader_workers"], int) or values["loader_workers"] < 0:
-        raise ConfigError(f"engine.loader_workers must be an integer >= 0, got {values['loader_workers']!r}.")
+    switches = {key: cuda if values[key] == "auto" else values[key] for key in ENGINE_SWITCHES}
     return Acceleration(**switches, compile=values["compile"], data_on_device=values["data_on_device"],
                         loader_workers=values["loader_workers"])
 

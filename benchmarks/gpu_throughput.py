@@ -3,7 +3,7 @@
     python benchmarks/gpu_throughput.py                      # the paper's sizes on the GPU
     python benchmarks/gpu_throughput.py --compile --json gpu.json
 
-Both paths run sslbench's own training loop (``bench.job.pretrain`` / ``finetune``) on the same
+Both paths run sslbench's own training loop (``pipeline.phases.pretrain`` / ``finetune``) on the same
 seeded model and data; only the ``Acceleration`` differs:
 - naive: eager fp32, foreach AdamW, crops / resizes / augmentations in CPU DataLoader workers;
 - fast: bf16 autocast, channels_last, TF32, fused AdamW, sampling on the GPU (+ torch.compile
@@ -27,13 +27,14 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from sslbench.bench.job import DataSplit, finetune, pretrain, resolve_device, seed_everything
 from sslbench.config import resolve_run_config
 from sslbench.data.base import image_tensor
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine.accel import Acceleration, resolve
 from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmentation_loss
 from sslbench.models import build_encoder, build_segmenter
+from sslbench.pipeline.data import DataSplit
+from sslbench.pipeline.phases import finetune, pretrain, resolve_device, seed_everything
 from sslbench.registry import PRETEXTS, build
 
 #: dense bf16 tensor-core peaks (NVIDIA data sheets, without sparsity), TFLOP/s

@@ -7,8 +7,8 @@ import sys
 
 import torch
 
-from sslbench.bench.job import resolve_device
 from sslbench.engine import distributed
+from sslbench.pipeline.phases import resolve_device
 from sslbench.pretext.barlow_twins import barlow_twins_loss
 from sslbench.pretext.moco_v2 import MoCoV2
 from sslbench.pretext.simclr import nt_xent

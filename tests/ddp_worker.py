@@ -7,12 +7,12 @@ import sys
 
 import torch
 
-from sslbench.bench.job import resolve_device
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine import distributed
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.eval.evaluate import evaluate
 from sslbench.models import build_segmenter
+from sslbench.pipeline.phases import inference, resolve_device
 
 from ddp_reference import HEAD, BACKBONE, linear_problem  # noqa: E402  (beside this file)
 
@@ -26,7 +26,8 @@ try:
 
     torch.manual_seed(0)
     segmenter = build_segmenter(BACKBONE, HEAD)
-    scores = evaluate(segmenter, Synthetic(num_images=3, size=96).load(), device, min_area=5, tile=96, overlap=0)
+    scores = evaluate(segmenter, Synthetic(num_images=3, size=96).load(), device, min_area=5, tile=96, overlap=0,
+                      inference=inference())
     if distributed.is_main():
         json.dump({"world": distributed.world_size(), "history": history, "weights": every_rank_weights,
                    "scores": scores}, open(sys.argv[1], "w"))

@@ -18,11 +18,13 @@ model back to the untrained level and fails this test.
 import pytest
 import torch
 
-from sslbench.bench.job import load_samples, split_samples
+from sslbench.bench.plan import BenchOptions
+from sslbench.bench.runner import run_suite
 from sslbench.bench.store import Store
-from sslbench.bench.suites import BenchOptions, load_suite, run_suite
+from sslbench.bench.suites import load_suite
 from sslbench.eval.evaluate import evaluate
 from sslbench.models import build_segmenter
+from sslbench.pipeline.data import load_samples, split_samples
 
 MARGINS = {"aji": 0.03, "pq": 0.01, "dice": 0.15}
 

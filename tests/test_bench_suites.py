@@ -2,20 +2,13 @@
 
 import pytest
 
-from sslbench.bench.suites import (
-    BenchOptions,
-    Job,
-    check_strategies,
-    job_config,
-    job_keys,
-    load_suite,
-    strategy_overrides,
-)
-from sslbench.bench.job import load_data, split_samples
+from sslbench.bench.plan import BenchOptions, check_strategies, job_config, job_keys, strategy_overrides
+from sslbench.bench.suites import Job, load_suite
 from sslbench.config import resolve_run_config
 from sslbench.data.base import Sample
 from sslbench.data.synthetic import Synthetic
 from sslbench.errors import ConfigError, DataError
+from sslbench.pipeline.data import load_data, split_samples
 
 SPLIT = dict(test_ratio=0.25, val_ratio=0.2, seed=0, label_fraction=1.0)
 

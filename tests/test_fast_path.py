@@ -138,7 +138,7 @@ def test_finetune_sources_stack_image_and_classes():
 
 
 def test_a_run_on_the_cpu_dataloader_path_trains(tmp_path):
-    from sslbench.bench.job import run_job
+    from sslbench.pipeline.run import run_job
     cfg = resolve_run_config("instance_aware", backbone="resnet18", overrides=[
         "pretrain.steps=2", "finetune.steps=2", "data.num_images=6", "data.size=160",
         "engine.data_on_device=False", "engine.loader_workers=1"])

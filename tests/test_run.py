@@ -11,8 +11,8 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from sslbench.bench.overlay import GT_COLOUR
 from sslbench.cli import app
+from sslbench.eval.overlay import GT_COLOUR
 from tiny import tiny_args
 
 TINY = tiny_args({"finetune.log_every": 1})

@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from skimage.color import rgb2hed
 from torchvision.transforms.v2.functional import gaussian_blur as torchvision_blur
 
-from sslbench.bench.job import pretrain, seed_everything
 from sslbench.config import resolve_run_config
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine.checkpoint import Checkpoint
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.models import build_encoder
+from sslbench.pipeline.phases import pretrain, seed_everything
 from sslbench.pretext.barlow_twins import barlow_twins_loss
 from sslbench.pretext.base import random_crops
 from sslbench.pretext.byol import BYOL, regression_loss

@@ -13,15 +13,14 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from sslbench.bench.leaderboard import seed_values, select_rows, strategy_label
-from sslbench.bench.overlay import dense_box, draw_overlay
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.data.base import image_tensor
-from sslbench.engine.weights import load_encoder
+from sslbench.data.image import normalize
 from sslbench.errors import DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
-from sslbench.models import build_encoder
-from sslbench.pretext.base import normalize
+from sslbench.eval.overlay import dense_box, draw_overlay
+from sslbench.pipeline.artifact import EncoderArtifact
 
 SSL = "instance_aware"
 
@@ -112,8 +111,7 @@ def density_figure(out: Path, rows: list[dict], path: Path) -> Path:
     if row is None:
         raise DataError("the density maps need a finished instance_aware job.")
     cfg = row["config"]
-    encoder = build_encoder(cfg["backbone"])
-    encoder.load_state_dict(load_encoder(out / row["encoder"]))
+    encoder, _ = EncoderArtifact(out / row["encoder"]).module()
     image = np.load(out / "samples" / str(np.load(out / row["prediction"])["sample"]))["image"]
     size = min(cfg["pretext"]["crop"], *image.shape[:2]) // 32 * 32
     top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sslbench.bench.plan import BenchOptions, PlannedJob, bench_checkpoints
 from sslbench.bench.store import merge_results
-from sslbench.bench.suites import BenchOptions, PlannedJob, finetune_task, pretrain_task
+from sslbench.bench.tasks import finetune_task, pretrain_task
 from sslbench.errors import ConfigError, SslbenchError
 
 LAUNCHERS = ("none", "local", "slurm")
@@ -179,7 +180,7 @@ def submit(opts: BenchOptions, plan: list[PlannedJob], launch: LaunchOptions, co
         raise TaskError(f"{count} of {len(plan) + len(groups)} tasks failed; first: {label} (job key {key}): "
                         f"{_reason(job)}. Log: {job.paths.stderr}. Finished jobs are in the store; fix the "
                         "cause and re-run the same command to run the rest.")
-    shutil.rmtree(opts.out / "checkpoints", ignore_errors=True)
+    bench_checkpoints(opts.out).remove()
     return {"ran": len(plan)}
 
 

@@ -92,7 +92,9 @@ def bench(
 ) -> None:
     """Run a benchmark suite; finished jobs in --out are skipped, so re-running resumes."""
     from sslbench.bench.leaderboard import suite_leaderboard, to_rich, write_board
-    from sslbench.bench.suites import BenchOptions, load_suite, run_suite
+    from sslbench.bench.plan import BenchOptions
+    from sslbench.bench.runner import run_suite
+    from sslbench.bench.suites import load_suite
     from sslbench.config import preset_backbone
 
     load_plugins_for_cli(plugin)

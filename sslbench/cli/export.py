@@ -38,7 +38,9 @@ def export_target(out: Path, fmt: str | None) -> tuple[Path, str]:
 
 def export_encoder(source: Path, out: Path, fmt: str | None = None) -> Path:
     """Write the encoder of run folder (or encoder .safetensors file) ``source`` to ``out``."""
-    weights = source / "encoder.safetensors" if source.is_dir() else source
+    from sslbench.pipeline.run_folder import RunFolder
+
+    weights = RunFolder(source).encoder.path if source.is_dir() else source
     if not weights.is_file():
         raise DataError(f"{source}: no encoder.safetensors here; pass a finished run folder of sslbench run.")
     state = load_encoder(weights)

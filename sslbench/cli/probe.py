@@ -14,11 +14,13 @@ from sslbench.errors import DataError
 
 def encoder_files(paths: list[Path]) -> list[Path]:
     """Encoder .safetensors files; a run folder gives its encoder, a bench folder every encoder in it."""
+    from sslbench.pipeline.run_folder import RunFolder
+
     found = []
     for path in paths:
         if path.is_dir():
-            found += [path / "encoder.safetensors"] if (path / "encoder.safetensors").is_file() else \
-                sorted((path / "encoders").glob("*.safetensors"))
+            run_encoder = RunFolder(path).encoder.path
+            found += [run_encoder] if run_encoder.is_file() else sorted((path / "encoders").glob("*.safetensors"))
         else:
             found.append(path)
     missing = [p for p in found if not p.is_file()]
@@ -40,16 +42,17 @@ def probe(
 ) -> None:
     """Linear probes of frozen encoders: leave-one-image-out R² of nucleus count and mean log nucleus
     area per crop, from the encoder's pooled deepest features (scratch encoders are the baseline)."""
-    from sslbench.bench.job import load_samples
     from sslbench.config import load_component
-    from sslbench.eval.probe import TARGETS, load_encoder_file, probe_encoder
+    from sslbench.eval.probe import TARGETS, probe_encoder
+    from sslbench.pipeline.artifact import EncoderArtifact
+    from sslbench.pipeline.data import load_samples
 
     files = encoder_files(encoders)
     samples = load_samples(dict(load_component("preset", "smoke").data) if data is None else
                            {"type": "path", "path": str(data)}, None)
     scores = {}
     for path in files:
-        encoder, metadata = load_encoder_file(path)
+        encoder, metadata = EncoderArtifact(path).module()
         scores[str(path)] = {"pretext": metadata.get("pretext"),
                              **probe_encoder(encoder, samples, crop, crops_per_image, seed, device)}
     if as_json:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -12,7 +11,6 @@ import typer
 
 from sslbench.cli.app import app, console, err_console
 from sslbench.engine import distributed
-from sslbench.errors import ConfigError
 from sslbench.registry import load_entry_point_plugins, load_plugin
 
 
@@ -36,17 +34,6 @@ def attach_log_file(path: Path) -> logging.Handler:
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     return handler
-
-
-def prepare_out_dir(out_dir: Path) -> None:
-    """Create the run folder and prove it writable before any work starts."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"cannot write to the run folder {out_dir} ({exc.strerror}); "
-                          "pass a writable --out.") from None
 
 
 def default_out_dir(pretext: str) -> Path:
@@ -80,9 +67,10 @@ def run(
 
     Re-running the same command with the same --out resumes an interrupted run from its last
     checkpoint; a finished run folder is never overwritten."""
-    from sslbench.bench.job import check_same_config, resume_point, run_job
     from sslbench.bench.leaderboard import run_table, strategy_label
     from sslbench.config import paper_value, resolve_run_config
+    from sslbench.pipeline.run import run_job
+    from sslbench.pipeline.run_folder import RunFolder
 
     load_plugins_for_cli(plugin)
     cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, seed=seed, device=device,
@@ -90,16 +78,14 @@ def run(
                              test_data=None if test_data is None else str(test_data.resolve()),
                              unlabeled=None if unlabeled is None else str(unlabeled), allow_synthetic=allow_synthetic,
                              overrides=[*set_, *(["engine.compile=True"] if compile_ else [])])
-    out_dir = out or default_out_dir(pretext)
-    if (out_dir / "metrics.json").exists():
-        raise ConfigError(f"{out_dir} already holds a finished run; pass another --out or remove it.")
-    prepare_out_dir(out_dir)
-    check_same_config(cfg, out_dir)
-    if point := resume_point(out_dir):
-        console.print(f"Resuming the unfinished run in {out_dir}: {point}.", highlight=False, soft_wrap=True)
-    handler = attach_log_file(out_dir / "log.txt")
+    folder = RunFolder(out or default_out_dir(pretext))
+    folder.create()
+    folder.check_same_config(cfg)
+    if point := folder.resume_point():
+        console.print(f"Resuming the unfinished run in {folder.path}: {point}.", highlight=False, soft_wrap=True)
+    handler = attach_log_file(folder.log)
     try:
-        result = run_job(cfg, out_dir)
+        result = run_job(cfg, folder.path)
     except Exception as exc:  # the log file of a long run must say why it stopped
         logging.getLogger("sslbench").error("run stopped: %s: %s", type(exc).__name__, exc)
         raise
@@ -116,5 +102,5 @@ def run(
                f"(as the MoNuSeg challenge ranks; metrics.json also has the summed variant). {paper}.")
     console.print(run_table([{"label": strategy_label(pretext), "paper_aji": paper_value(pretext), **result}],
                             title=f"sslbench run — {pretext}", caption=caption, reference_only=data is None))
-    console.print(f"Run folder: {out_dir}")
-    console.print(f"Overlay of a test image: {out_dir / result['overlay']}")
+    console.print(f"Run folder: {folder.path}")
+    console.print(f"Overlay of a test image: {folder.overlay}")

@@ -12,39 +12,40 @@ from rich.progress import Progress
 from torch import nn
 
 from sslbench.data.base import Sample
-from sslbench.engine import distributed
 from sslbench.eval.metrics import AGGREGATION_MODES, aggregate, image_counts
 from sslbench.eval.postprocess import probabilities_to_instances
-from sslbench.eval.predict import predict_probabilities
+from sslbench.eval.predict import Inference, predict_probabilities
 
 
 def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, min_area: int = 10,
              tile: int = 512, overlap: int = 64, description: str = "evaluate", flips: bool = False,
-             postprocess: dict | None = None) -> dict:
+             postprocess: dict | None = None, inference: Inference = Inference()) -> dict:
     """{"per_image_mean": {...}, "summed": {...}, "per_image": [{"name", metrics...}]}.
 
     ``flips``: test-time flip averaging (``predict_probabilities``); ``postprocess``: further keyword
     arguments of ``probabilities_to_instances`` (thresholds, e.g. from ``tune_postprocess``).
 
-    Under torchrun each process scores every n-th image; the additive per-image counts are gathered,
-    so every process returns the same scores as a single process would."""
-    mine = list(enumerate(samples))[distributed.rank()::distributed.world_size()]
+    With an ``inference`` of several processes (torchrun) each process scores every n-th image; the
+    additive per-image counts are gathered, so every process returns the same scores as a single
+    process would."""
+    mine = list(enumerate(samples))[inference.rank::inference.world_size]
     scored = []
-    with Progress(transient=True, disable=not distributed.is_main()) as progress:
+    with Progress(transient=True, disable=inference.rank != 0) as progress:
         for index, sample in progress.track(mine, description=description):
-            probs = predict_probabilities(model, sample.image, device, tile=tile, overlap=overlap, flips=flips)
+            probs = predict_probabilities(model, sample.image, device, tile, overlap, flips, inference)
             instances = probabilities_to_instances(probs, **{"min_area": min_area, **(postprocess or {})})
             scored.append((index, sample.name, image_counts(sample.labels, instances)))
-    scored = sorted((item for part in distributed.gather(scored) for item in part), key=lambda item: item[0])
+    scored = sorted((item for part in inference.gather(scored) for item in part), key=lambda item: item[0])
     counts = [image_result for _, _, image_result in scored]
     per_image = [{"name": name, **image_result.metrics()} for _, name, image_result in scored]
     return {**{mode: aggregate(counts, mode) for mode in AGGREGATION_MODES}, "per_image": per_image}
 
 
 def tune_postprocess(model: nn.Module, samples: Sequence[Sample], device: torch.device, grid: dict[str, Sequence],
-                     tile: int = 512, overlap: int = 64, flips: bool = False) -> tuple[dict, float]:
-    """``best_postprocess`` on ``samples``, their probabilities predicted once."""
-    probs = [predict_probabilities(model, s.image, device, tile=tile, overlap=overlap, flips=flips) for s in samples]
+                     tile: int = 512, overlap: int = 64, flips: bool = False,
+                     inference: Inference = Inference()) -> tuple[dict, float]:
+    """``best_postprocess`` on ``samples``, their probabilities predicted once (by every process: no sharding)."""
+    probs = [predict_probabilities(model, s.image, device, tile, overlap, flips, inference) for s in samples]
     return best_postprocess([s.labels for s in samples], probs, grid)
 
 

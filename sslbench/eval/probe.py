@@ -12,19 +12,15 @@ Hand-written ridge (closed form, a few lines) because scikit-learn is not a depe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from sslbench.data.base import Sample, image_tensor
-from sslbench.engine.weights import load_encoder
+from sslbench.data.image import normalize, random_crop_box
 from sslbench.errors import DataError
-from sslbench.models import build_encoder
-from sslbench.pretext.base import normalize, random_crop_box
 
 TARGETS = ("count", "log_size")
 
@@ -89,20 +85,6 @@ def ridge_r2(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, alph
     residual = ((targets - predictions) ** 2).sum(0)
     total = ((targets - targets.mean(0)) ** 2).sum(0)
     return 1 - residual / np.where(total > 0, total, 1.0)
-
-
-def load_encoder_file(path: Path) -> tuple[nn.Module, dict]:
-    """An encoder saved by sslbench (weights + JSON sidecar naming its backbone), ready to run."""
-    sidecar = Path(path).with_suffix(".json")
-    try:
-        metadata = json.loads(sidecar.read_text())
-        backbone = metadata["backbone"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise DataError(f"{path}: no readable sidecar {sidecar.name} naming its backbone; pass an encoder "
-                        "written by sslbench run or bench (encoder.safetensors + encoder.json).") from None
-    encoder = build_encoder(backbone)
-    encoder.load_state_dict(load_encoder(path))
-    return encoder, metadata
 
 
 def probe_encoder(encoder: nn.Module, samples: Sequence[Sample], crop: int = 128, per_image: int = 32,

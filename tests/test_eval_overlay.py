@@ -2,7 +2,7 @@ import numpy as np
 from PIL import Image
 from skimage.draw import disk
 
-from sslbench.bench.overlay import GT_COLOUR, PREDICTION_COLOURS, dense_box, gt_errors, save_overlay
+from sslbench.eval.overlay import GT_COLOUR, PREDICTION_COLOURS, dense_box, gt_errors, save_overlay
 
 
 def _nuclei() -> tuple[np.ndarray, np.ndarray]:

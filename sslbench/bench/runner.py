@@ -1,0 +1,79 @@
+"""``run_suite``: every job of a suite not yet in the store, in this process or as launched tasks.
+
+Finished jobs are rows in the results store and are skipped when the same command runs again; a
+killed job leaves no row, and its training resumes from ``out/checkpoints`` on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sslbench.bench.launch import LaunchOptions, submit
+from sslbench.bench.plan import BenchOptions, bench_checkpoints, check_strategies, job_split, plan_jobs
+from sslbench.bench.store import Store, merge_results
+from sslbench.bench.tasks import finetune_job, pretrained_encoder
+from sslbench.engine import distributed
+from sslbench.errors import ConfigError
+from sslbench.pipeline.artifact import EncoderArtifact
+from sslbench.pipeline.data import check_inputs, load_data
+from sslbench.pipeline.phases import resolve_device
+
+log = logging.getLogger("sslbench")
+
+
+def run_suite(opts: BenchOptions, console: Console | None = None, launch: LaunchOptions | None = None,
+              warn: Callable[[str], None] = log.warning) -> dict:
+    """Run every job of the suite not yet in the store; returns counts of jobs run and skipped.
+
+    In-process by default; ``launch`` submits the jobs as submitit tasks instead. Results that
+    earlier tasks left are merged first (``warn`` gets one line per unreadable file)."""
+    if opts.suite.folds and opts.test_data:
+        raise ConfigError(f"suite {opts.suite.name} cross-validates (its folds are the test sets); drop --test-data.")
+    check_strategies(opts)
+    if distributed.launched() and launch is not None and launch.launcher != "none":
+        raise ConfigError("--launcher starts its own processes; run it without torchrun.")
+    checkpoints = bench_checkpoints(opts.out)
+    if distributed.is_main():
+        Store(opts.out)
+        merge_results(opts.out, warn)
+        if opts.force:
+            checkpoints.remove()
+            for weights in (opts.out / "encoders").glob("*.safetensors"):
+                EncoderArtifact(weights).discard()
+    if distributed.launched():
+        resolve_device(opts.device)  # joins the process group: every process must plan the same jobs
+        distributed.barrier()
+    store = Store(opts.out)
+    plan, configs = plan_jobs(opts, store.done_keys())
+    skipped = len(opts.suite.jobs(range(opts.seeds))) - len(plan)
+    if not plan:
+        return {"ran": 0, "skipped": skipped}
+    data = load_data(configs[0])
+    splits = [job_split(opts, cfg, p.job, data) for p, cfg in zip(plan, configs)]
+    for cfg, split in zip(configs, splits):
+        check_inputs(cfg, split)  # fail now, not after hours of pretraining
+    if launch is not None and launch.launcher != "none":
+        return {"skipped": skipped, **submit(opts, plan, launch, console, warn)}
+    device = resolve_device(opts.device)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    encoders: dict[str, tuple[dict, float | None]] = {}
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"{opts.suite.name} ({skipped} already done)", total=len(plan))
+        for planned, cfg, split in zip(plan, configs, splits):
+            progress.update(task, description=f"{opts.suite.name}: {planned.job.label}")
+            if planned.pretrain_key not in encoders:  # one pretraining per (strategy, seed, fold)
+                encoders = {planned.pretrain_key: pretrained_encoder(opts, planned, cfg, split, device)}
+            state, pretrain_seconds = encoders[planned.pretrain_key]
+            row = finetune_job(opts, planned, cfg, split, state, pretrain_seconds, device)
+            if distributed.is_main():
+                store.add(row)
+            encoders[planned.pretrain_key] = (state, None)  # later jobs reuse it: their pretraining cost is nil
+            progress.advance(task)
+        progress.update(task, description=f"{opts.suite.name}: finished")
+    checkpoints.remove()
+    return {"ran": len(plan), "skipped": skipped}

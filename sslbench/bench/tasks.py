@@ -1,0 +1,134 @@
+"""One bench job's work: its encoder (pretrained once per strategy, seed and fold, or reused), its
+finetuning and its store row. ``runner.py`` calls these in-process; ``pretrain_task`` and
+``finetune_task`` are what a launched task runs (``launch.py``)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from mmengine.config import Config
+
+import sslbench
+from sslbench.bench.plan import (
+    BenchOptions,
+    PlannedJob,
+    bench_checkpoints,
+    encoder_fingerprint,
+    job_config,
+    job_encoder,
+    job_keys,
+    job_split,
+)
+from sslbench.bench.store import METRIC_COLUMNS, write_result
+from sslbench.engine import distributed
+from sslbench.engine.weights import atomic_write
+from sslbench.errors import ConfigError, DataError
+from sslbench.eval.metrics import DEFAULT_AGGREGATION
+from sslbench.pipeline.data import DataSplit, load_data
+from sslbench.pipeline.phases import finetune_phase, predict_instances, pretrain_phase, resolve_device
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(sslbench.__file__).parent,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def versions() -> dict:
+    return {"sslbench": sslbench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "segmentation_models_pytorch": smp.__version__, "python": platform.python_version()}
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def save_prediction(out: Path, key: str, model, sample, cfg: Config, device, postprocess: dict | None) -> str:
+    """The first test image's instances as scored (and, once, the image and its labels) as compressed .npz."""
+    instances = predict_instances(model, sample, cfg, device, postprocess)
+    image_path = out / "samples" / f"{_safe(sample.name)}.npz"
+    if not image_path.is_file():
+        atomic_write(image_path, lambda tmp: np.savez_compressed(open(tmp, "wb"), image=sample.image,
+                                                                 labels=sample.labels))
+    path = out / "predictions" / f"{key}.npz"
+    atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), instances=instances.astype(np.int32),
+                                                       sample=image_path.name, name=sample.name))
+    return str(path.relative_to(out))
+
+
+def pretrained_encoder(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: DataSplit,
+                       device) -> tuple[dict, float | None]:
+    """The weights of ``planned``'s encoder, reused if it finished with this pretraining's identity,
+    else pretrained (resuming a killed pretraining from its checkpoint), and the seconds pretraining
+    took (None when reused)."""
+    encoder = job_encoder(opts.out, planned.job)
+    checkpoints = bench_checkpoints(opts.out).subfolder(f"pretrain-{planned.pretrain_key}")
+    result = pretrain_phase(cfg, split, device, encoder, checkpoints, encoder_fingerprint(cfg, opts, planned.job))
+    checkpoints.remove()
+    return encoder.load(), None if result["reused"] else result["seconds"]
+
+
+def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: DataSplit, encoder: dict,
+                 pretrain_seconds: float | None, device) -> dict:
+    """Finetune from ``encoder``, score the test images, save the first one's prediction; returns the
+    job's store row."""
+    job, key = planned.job, planned.key
+    checkpoints = bench_checkpoints(opts.out).subfolder(key)
+    result = finetune_phase(cfg, split, encoder, device, checkpoints)
+    prediction = None
+    if distributed.is_main():  # under torchrun the other processes only helped train and score
+        prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device,
+                                     result["postprocess"].get("values"))
+    checkpoints.remove()  # finetune_phase removed the checkpoint; leftovers only
+    scores = result["test"]
+    return {
+        "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
+        "fold": job.fold, "seed": job.seed, "preset": opts.preset, "context": opts.context(),
+        "config": cfg.to_dict(), **{m: scores[DEFAULT_AGGREGATION][m] for m in METRIC_COLUMNS},
+        "scores": {**scores, "postprocess": result["postprocess"]},
+        "test_images": len(split.test), "test_names": [s.name for s in split.test],
+        "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
+        "device": str(device), "versions": versions(), "git_commit": git_commit(),
+        "encoder": str(job_encoder(opts.out, job).path.relative_to(opts.out)), "prediction": prediction,
+    }
+
+
+def _task_inputs(opts: BenchOptions, planned: PlannedJob) -> tuple[Config, DataSplit]:
+    cfg = job_config(opts, planned.job)
+    if job_keys(cfg, opts, planned.job)[0] != planned.key:  # a task runs elsewhere, maybe much later
+        raise ConfigError(f"job {planned.job.label}: this task resolves another config than the bench command "
+                          "that submitted it (another sslbench version or plugin set here?); install the same "
+                          "sslbench where tasks run and re-run bench.")
+    return cfg, job_split(opts, cfg, planned.job, load_data(cfg))
+
+
+def pretrain_task(opts: BenchOptions, planned: PlannedJob) -> str:
+    """A launched task: pretrain the encoder of ``planned``'s (strategy, seed, fold), or keep the one
+    already made with its config. Returns the encoder's path."""
+    cfg, split = _task_inputs(opts, planned)
+    pretrained_encoder(opts, planned, cfg, split, resolve_device(opts.device))
+    return str(job_encoder(opts.out, planned.job).path)
+
+
+def finetune_task(opts: BenchOptions, planned: PlannedJob) -> str:
+    """A launched task: one job from the encoder its pretraining task made; its row goes to
+    ``out/results/<key>.json`` (atomically) for the store to merge. Returns that file's path."""
+    cfg, split = _task_inputs(opts, planned)
+    encoder = job_encoder(opts.out, planned.job)
+    done = encoder.reusable(planned.pretrain_key)
+    if done is None:
+        raise DataError(f"{encoder.path}: missing or pretrained with another config: its pretraining task did not "
+                        f"finish (see its log in {opts.out / 'submitit'}); re-run the same bench command.")
+    seconds = done.get("seconds") if planned.claims_pretraining else None
+    row = finetune_job(opts, planned, cfg, split, encoder.load(), seconds, resolve_device(opts.device))
+    return str(write_result(opts.out, row))

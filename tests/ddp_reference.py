@@ -1,9 +1,20 @@
 """Shared by the torchrun worker and the test that checks it (the same seeded problem on both sides)."""
 
+import os
+from pathlib import Path
+
 import torch
 
 BACKBONE = dict(type="SmpEncoder", name="resnet18")
 HEAD = dict(type="Unet", classes=3, decoder_channels=(32, 16, 16, 8, 8))
+
+
+def torchrun_env() -> dict[str, str]:
+    """The environment of a torchrun the tests start: one thread per process, this folder importable
+    (the workers import ddp_reference), and the caller's PYTHONPATH kept, so the workers import the
+    sslbench under test, not another installed one."""
+    path = [str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(path)}
 
 
 def linear_problem() -> tuple[torch.nn.Linear, torch.Tensor, torch.Tensor]:

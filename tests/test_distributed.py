@@ -3,7 +3,6 @@ evaluation equals a single process's, and `torchrun -m sslbench run` writes one 
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,16 +18,15 @@ from sslbench.eval.evaluate import evaluate
 from sslbench.models import build_segmenter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_reference import BACKBONE, HEAD, linear_problem  # noqa: E402
+from ddp_reference import BACKBONE, HEAD, linear_problem, torchrun_env  # noqa: E402
 from tiny import tiny_args  # noqa: E402
 
 CPU = torch.device("cpu")
 
 
 def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                             *args], capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
+                             *args], capture_output=True, text=True, timeout=600, env=torchrun_env(), cwd=cwd)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ from sslbench.pretext.simclr import nt_xent
 from sslbench.pretext.views import ViewSettings, gaussian_blur, hed_jitter, random_views
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_reference import siamese_problem  # noqa: E402
+from ddp_reference import siamese_problem, torchrun_env  # noqa: E402
 
 RESNET18 = dict(type="SmpEncoder", name="resnet18")
 
@@ -233,10 +232,9 @@ def test_a_resumed_momentum_pretraining_continues_its_target_and_queue_exactly(t
 
 @pytest.mark.slow
 def test_batch_wide_losses_under_torchrun_equal_one_process_on_the_whole_batch(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                              str(Path(__file__).parent / "ddp_siamese_worker.py"), str(tmp_path / "seen.json")],
-                            capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+                            capture_output=True, text=True, timeout=600, env=torchrun_env(), cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ranks = json.loads((tmp_path / "seen.json").read_text())
     first, second, keys = siamese_problem()

@@ -145,4 +145,3 @@ def test_a_run_on_the_cpu_dataloader_path_trains(tmp_path):
     result = run_job(cfg, tmp_path / "run")
     assert result["history"]["pretrain"] and np.isfinite(result["history"]["pretrain"][-1]["loss"])
     assert 0 <= result["test"]["per_image_mean"]["aji"] <= 1
-

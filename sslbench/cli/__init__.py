@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub at run time
 
 from sslbench.cli import bench, data, export, figures, leaderboard, listing, metrics, probe, run  # noqa: E402,F401  (register commands)
-from sslbench.cli.app import app, console, err_console  # noqa: E402
+from sslbench.cli.app import app, console, err_console, warn  # noqa: E402
+from sslbench.data.io import DataWarning  # noqa: E402
 from sslbench.engine import distributed  # noqa: E402
 from sslbench.errors import SslbenchError  # noqa: E402
 
 UsageError = typer.BadParameter.__mro__[1]  # click's (vendored by newer typer): any bad command line
 
 
+def show_data_warnings_in_one_line() -> None:
+    """A fixed-up annotation is one yellow line naming the file, not Python's two-line warning
+    with the source line that raised it."""
+    python_default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            warn(str(message))
+        else:
+            python_default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
+    show_data_warnings_in_one_line()
     console.quiet = not distributed.is_main()  # under torchrun, rank 0 alone prints tables and progress
     try:
         # not standalone: a bad option raises here and is printed in one line like every other error

@@ -11,7 +11,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 from sslbench.errors import ConfigError, UnknownComponentError
-from sslbench.registry import PRETEXTS, closest_hint, registered
+from sslbench.registry import BACKBONES, HEADS, PRETEXTS, closest_hint, registered
 
 KINDS = ("pretext", "backbone", "head", "dataset", "preset", "suite")
 
@@ -40,25 +40,44 @@ def load_component(kind: str, name: str) -> Config:
     return Config.fromfile(str(path))
 
 
-def pretext_names() -> dict[str, str]:
-    """Runnable pretext names -> one-line description: the config files, plus plugin classes
-    registered without one (run with their class defaults)."""
-    names = {name: load_component("pretext", name).get("description", "") for name in available("pretext")}
-    configured_types = {load_component("pretext", n).pretext["type"] for n in names}
-    for type_name, cls in registered(PRETEXTS).items():
+#: the registry each kind chosen by name on the command line is built from
+_REGISTRY_OF = {"pretext": PRETEXTS, "backbone": BACKBONES, "head": HEADS}
+
+
+def component_names(kind: str) -> dict[str, str]:
+    """Names usable for ``kind`` (pretext, backbone, head) -> one-line description: the config files
+    under ``registry/<kind>/``, plus plugin classes registered without one (built with their defaults)."""
+    names = {name: load_component(kind, name).get("description", "") for name in available(kind)}
+    configured_types = {load_component(kind, n)[kind]["type"] for n in names}
+    for type_name, cls in registered(_REGISTRY_OF[kind]).items():
         if type_name not in configured_types:
             names.setdefault(type_name, (inspect.getdoc(cls) or "").split("\n")[0])
     return names
 
 
-def pretext_config(name: str) -> dict:
-    if (config_root() / "pretext" / f"{name}.py").is_file():
-        return dict(load_component("pretext", name).pretext)
-    if PRETEXTS.get(name) is not None:
+def pretext_names() -> dict[str, str]:
+    return component_names("pretext")
+
+
+def component_config(kind: str, name: str) -> dict:
+    """The config dict of the ``kind`` named ``name``: its config file, else a registered class of that
+    name, else (backbones) any segmentation-models-pytorch encoder, timm's as ``tu-<model>``."""
+    if (config_root() / kind / f"{name}.py").is_file():
+        return dict(load_component(kind, name)[kind])
+    if _REGISTRY_OF[kind].get(name) is not None:
         return {"type": name}
-    known = sorted(pretext_names())
-    raise UnknownComponentError(f"unknown pretext '{name}'.{closest_hint(name, known)} "
-                                f"Available: {', '.join(known)}.")
+    from sslbench.models.backbones import is_smp_encoder  # here: smp and timm load only when needed
+
+    if kind == "backbone" and is_smp_encoder(name):
+        return {"type": "SmpEncoder", "name": name}
+    known = sorted(component_names(kind))
+    hint = " Any segmentation-models-pytorch encoder works too (timm's as tu-NAME)." if kind == "backbone" else ""
+    raise UnknownComponentError(f"unknown {kind} '{name}'.{closest_hint(name, known)} "
+                                f"Available: {', '.join(known)}.{hint}")
+
+
+def pretext_config(name: str) -> dict:
+    return component_config("pretext", name)
 
 
 def _accepted(cls, overrides: dict) -> dict:
@@ -99,8 +118,8 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
     merged = dict(
         name=pretext, preset=preset, seed=seed, device=device,
         pretext=pretext_cfg,
-        backbone=dict(load_component("backbone", backbone).backbone),
-        head=dict(load_component("head", head).head),
+        backbone=component_config("backbone", backbone),
+        head=component_config("head", head),
         data=dict(cfg.data) if data is None else dict(type="path", path=str(data)),
         test_data=test_data, unlabeled=unlabeled,
         split=dict(cfg.split), pretrain=dict(cfg.pretrain), finetune=dict(cfg.finetune),

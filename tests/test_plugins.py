@@ -80,15 +80,18 @@ def installed_example(tmp_path):
 
 @pytest.mark.slow
 def test_installed_example_plugin_is_discovered_and_runs(tmp_path, installed_example):
-    listing = subprocess.run([str(SSLBENCH), "list", "pretexts"], capture_output=True, text=True,
+    listing = subprocess.run([str(SSLBENCH), "list"], capture_output=True, text=True,
                              env={"COLUMNS": "200", "PATH": ""}, check=True)
     assert "example_simclr" in listing.stdout and "sslbench_simclr" in listing.stdout
+    assert "example_timm_features" in listing.stdout  # the plugin's backbone, registered the same way
     out = tmp_path / "run"
-    run = subprocess.run([str(SSLBENCH), "run", "--pretext", "example_simclr", *TINY_RUN, "--out", str(out)],
-                         capture_output=True, text=True)
+    # the plugin's pretext pretrains the plugin's backbone; the ResUNet is built around it
+    run = subprocess.run([str(SSLBENCH), "run", "--pretext", "example_simclr", *TINY_RUN,
+                          "--backbone", "example_timm_features", "--out", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert_finished_run(out)
-    assert json.loads((out / "encoder.json").read_text())["pretext"] == "example_simclr"
+    encoder = json.loads((out / "encoder.json").read_text())
+    assert encoder["pretext"] == "example_simclr" and encoder["backbone"] == {"type": "example_timm_features"}
 
 
 def test_a_broken_entry_point_warns_in_one_line_and_builtins_survive(tmp_path, monkeypatch):

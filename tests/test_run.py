@@ -57,7 +57,12 @@ def test_finished_run_folder_is_never_overwritten(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["run", "--pretext", "instance_awar"], "Did you mean 'instance_aware'?"),
     (["run", "--backbone", "resnet100"], "unknown backbone 'resnet100'"),
-    (["run", "--preset", "smok"], "Did you mean 'smoke'?"),
+    (["run", "--preset", "smok"], "'smok' is not one of 'cpu', 'mini', 'paper', 'smoke'"),
+    (["run", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["bench", "--suite", "table9"], "'table9' is not one of"),
+    (["bench", "--suite", "table3", "--seeds", "0"], "Invalid value for '--seeds'"),
+    (["bench", "--suite", "table3", "--launcher", "slurm", "--slurm-time", "0"], "Invalid value for '--slurm-time'"),
+    (["run", "--no-such-option"], "No such option: --no-such-option"),
     (["run", "--set", "split.label_fraction=1.5"], "label_fraction must be in (0, 1]"),
     (["run", "--set", "pretext.margin_st=-1"], "margins must be >= 0"),
     (["run", "--preset", "mini"], "preset mini is sized for real images: pass --data"),
@@ -140,3 +145,10 @@ def test_list_shows_every_kind_by_the_name_the_options_take():
     for expected in [("pretexts", "instance_aware"), ("pretexts", "jigsaw"), ("backbones", "resnet101"),
                      ("heads", "unet"), ("datasets", "monuseg"), ("presets", "smoke"), ("suites", "table4")]:
         assert expected in rows, expected
+
+
+def test_bench_help_groups_the_slurm_options_in_their_own_panel():
+    result = CliRunner().invoke(app, ["bench", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    panel = result.output[result.output.index("SLURM (--launcher slurm)"):]
+    assert "--slurm-partition" in panel and "--slurm-time" in panel and "--slurm-arg" in panel

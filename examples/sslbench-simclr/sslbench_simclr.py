@@ -4,16 +4,20 @@ Two random views of every crop (a random sub-crop resized back, a random quarter
 brightness/contrast jitter) must embed closer to each other than to any other view in the batch:
 the NT-Xent loss. Installing this package makes ``sslbench run --pretext example_simclr`` work; sslbench
 itself is not edited (its built-in ``simclr`` is the full method).
+
+It also registers a backbone the same way, ``example_timm_features``: any timm model's
+``features_only`` pyramid as an sslbench encoder (``sslbench run --backbone example_timm_features``).
 """
 
 from __future__ import annotations
 
+import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sslbench.pretext.base import Pretext, global_pool, normalize, randint, random_crops
-from sslbench.registry import PRETEXTS
+from sslbench.registry import BACKBONES, PRETEXTS
 
 
 @PRETEXTS.register_module(name="example_simclr")
@@ -53,3 +57,18 @@ class SimCLR(Pretext):
         logits = logits.masked_fill(torch.eye(count, dtype=torch.bool, device=z.device), float("-inf"))
         partner = torch.arange(count, device=z.device).roll(count // 2)  # the other view of each crop
         return {"loss": F.cross_entropy(logits, partner)}
+
+
+@BACKBONES.register_module(name="example_timm_features")
+class TimmFeatures(nn.Module):
+    """A timm model's features_only pyramid as an encoder (example plugin; default timm resnet10t)."""
+
+    def __init__(self, model: str = "resnet10t"):
+        super().__init__()
+        # the encoder contract (sslbench/models/backbones.py): features at strides 2 … 32, input first
+        self.body = timm.create_model(model, features_only=True, pretrained=False, out_indices=(0, 1, 2, 3, 4))
+        self.out_channels = (3, *self.body.feature_info.channels())
+        self.output_stride = 32
+
+    def forward(self, x):
+        return [x, *self.body(x)]

@@ -4,21 +4,55 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
+
+import typer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub at run time
 
 from sslbench.cli import bench, data, export, figures, leaderboard, listing, metrics, probe, run  # noqa: E402,F401  (register commands)
-from sslbench.cli.app import app, console, err_console  # noqa: E402
+from sslbench.cli.app import app, console, err_console, warn  # noqa: E402
+from sslbench.data.io import DataWarning  # noqa: E402
 from sslbench.engine import distributed  # noqa: E402
 from sslbench.errors import SslbenchError  # noqa: E402
 
+UsageError = typer.BadParameter.__mro__[1]  # click's (vendored by newer typer): any bad command line
+
+
+def show_data_warnings_in_one_line() -> None:
+    """A fixed-up annotation is one yellow line naming the file, not Python's two-line warning
+    with the source line that raised it."""
+    python_default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            warn(str(message))
+        else:
+            python_default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
 
 def main() -> None:
+    show_data_warnings_in_one_line()
     console.quiet = not distributed.is_main()  # under torchrun, rank 0 alone prints tables and progress
     try:
-        app()
+        # not standalone: a bad option raises here and is printed in one line like every other error
+        code = app(standalone_mode=False)
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `sslbench`: the help, as in standalone mode
+            exc.show()
+            sys.exit(2)
+        command = f" {exc.ctx.info_name}" if exc.ctx is not None and exc.ctx.parent is not None else ""
+        err_console.print(f"[bold red]error:[/] {exc.format_message()} (sslbench{command} --help lists the options)",
+                          highlight=False, soft_wrap=True)
+        code = 2
     except SslbenchError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    finally:  # typer exits through SystemExit, so this runs on success and on error alike
+        code = 2
+    except typer.Abort:  # Ctrl-C
+        err_console.print("Aborted.")
+        code = 1
+    finally:  # on success and on error alike
         distributed.shutdown()
+    sys.exit(code if isinstance(code, int) else 0)

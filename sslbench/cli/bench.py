@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from sslbench.cli.app import app, console, warn
+from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Overrides, Plugins, Preset,
+                                  SuiteName, TestData, Unlabeled)
 from sslbench.cli.run import attach_log_file, load_plugins_for_cli
 from sslbench.errors import ConfigError
 
 if TYPE_CHECKING:
     from sslbench.bench.launch import LaunchOptions
+
+
+Launcher = Literal["none", "local", "slurm"]
 
 
 def _absolute(path: Path | None) -> str | None:
@@ -36,10 +41,6 @@ def _launch_options(launcher: str, partition: str | None, time: int | None, gpus
     stray = [name for name, value in given.items() if value is not None]
     if launcher != "slurm" and stray:
         raise ConfigError(f"{stray[0]} applies to --launcher slurm only; add --launcher slurm or drop it.")
-    for name, value, least in (("--slurm-time", time, 1), ("--slurm-gpus", gpus, 0), ("--slurm-cpus", cpus, 1),
-                               ("--local-parallel", parallel, 1)):
-        if value is not None and value < least:
-            raise ConfigError(f"{name} must be >= {least}, got {value}.")
     defaults = LaunchOptions()
     launch = LaunchOptions(launcher, partition, defaults.slurm_time if time is None else time,
                            defaults.slurm_gpus if gpus is None else gpus, cpus, slurm_args(args), parallel)
@@ -47,48 +48,48 @@ def _launch_options(launcher: str, partition: str | None, time: int | None, gpus
     return launch
 
 
+SLURM = "SLURM (--launcher slurm)"
+
+
 @app.command()
 def bench(
-    suite: str = typer.Option(..., help="table1 (label fractions), table2 (strategies), table3 (ablation), "
-                                        "table4 (k-fold)."),
-    preset: str = typer.Option("smoke", help="Sizes and schedules: smoke (CPU), mini (one GPU), paper."),
-    data: Path = typer.Option(None, help="Labelled data folder. Default: the built-in synthetic H&E data."),
-    test_data: Path = typer.Option(None, help="Separate labelled test set (e.g. MoNuSeg's 14 test images); "
-                                              "without it split.test_ratio of --data is held out (seeded)."),
-    unlabeled: Path = typer.Option(None, help="Extra unlabelled images for pretraining only."),
-    allow_synthetic: bool = typer.Option(False, help="Run a real-data preset (mini, paper) on the synthetic "
-                                         "default data anyway (a pipeline check, not a reproduction)."),
-    seeds: int = typer.Option(1, help="Seeds 0..N-1 per job; the leaderboard shows mean ± std."),
-    resample_splits: bool = typer.Option(False, help="Redraw the train/val split and the labelled subset with "
-                                         "each seed (the test set stays): the std then also covers which "
-                                         "images happened to be labelled."),
-    folds: int = typer.Option(None, help="Folds for cross-validation suites (table4; default 5)."),
-    backbone: str = typer.Option(None, help="Encoder (sslbench list backbones). Default: the preset's (cpu: "
-                                 "resnet34), else resnet101."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 …"),
-    out: Path = typer.Option(Path("bench"), help="Output folder: results.sqlite, encoders/, leaderboards."),
-    skip: list[str] = typer.Option([], help="Leave a strategy of the suite out (e.g. imagenet without weights)."),
-    force: bool = typer.Option(False, help="Re-run finished jobs and re-pretrain encoders."),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile the encoder and ResUNet "
-                                  "(minutes of compilation; pays off on long GPU runs)."),
-    plugin: list[str] = typer.Option([], help="Extra plugin: a .py file or an importable module."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config value in every job: KEY=VALUE. "
-                                   "pretext.* keys reach only the strategies that take them "
-                                   "(pretext.weights=resnet101.pth for imagenet)."),
-    launcher: str = typer.Option("none", help="none: run the jobs in this process. slurm: submit them as SLURM "
-                                 "job arrays through submitit (one task per pretraining, its finetunings after "
-                                 "it) and return; `sslbench leaderboard` shows the results later. local: the "
-                                 "same tasks as processes on this machine, --local-parallel at a time; waits "
-                                 "for them."),
-    slurm_partition: str = typer.Option(None, help="SLURM partition for every task (--launcher slurm)."),
-    slurm_time: int = typer.Option(None, help="Time limit per SLURM task in minutes (default 1440)."),
-    slurm_gpus: int = typer.Option(None, help="GPUs per SLURM task (default 1)."),
-    slurm_cpus: int = typer.Option(None, help="CPUs per SLURM task (default: the cluster's)."),
-    slurm_arg: list[str] = typer.Option([], help="Any other sbatch option as KEY=VALUE (mem=64G, account=lab, "
-                                        "qos=high …)."),
-    local_parallel: int = typer.Option(None, help="Tasks running at once (--launcher local). Default: one per "
-                                       "GPU visible to bench (CUDA_VISIBLE_DEVICES), each task on its own GPU, "
-                                       "or 1 without GPUs or with --device cpu or cuda:N."),
+    suite: Annotated[SuiteName, typer.Option(help="table1 (label fractions), table2 (strategies), table3 (ablation), "
+                                                  "table4 (k-fold), controls, zoo (sslbench list suites).")],
+    preset: Preset = "smoke",
+    data: Data = None,
+    test_data: TestData = None,
+    unlabeled: Unlabeled = None,
+    allow_synthetic: AllowSynthetic = False,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..N-1 per job; the leaderboard shows mean ± std.")] = 1,
+    resample_splits: Annotated[bool, typer.Option(help="Redraw the train/val split and the labelled subset with "
+                                                  "each seed (the test set stays): the std then also covers which "
+                                                  "images happened to be labelled.")] = False,
+    folds: Annotated[int, typer.Option(min=2, help="Folds for cross-validation suites (table4; default 5).")] = None,
+    backbone: Backbone = None,
+    device: Device = "auto",
+    out: Annotated[Path, typer.Option(help="Output folder: results.sqlite, encoders/, leaderboards.")] = Path("bench"),
+    skip: Annotated[list[str], typer.Option(help="Leave a strategy of the suite out (e.g. imagenet without "
+                                                 "weights).")] = [],  # noqa: B006  (typer reads the default)
+    force: Annotated[bool, typer.Option(help="Re-run finished jobs and re-pretrain encoders.")] = False,
+    compile_: Compile = False,
+    plugin: Plugins = [],  # noqa: B006
+    set_: Overrides = [],  # noqa: B006
+    launcher: Annotated[Launcher, typer.Option(help="none: run the jobs in this process. slurm: submit them as SLURM "
+                                               "job arrays through submitit (one task per pretraining, its "
+                                               "finetunings after it) and return; `sslbench leaderboard` shows the "
+                                               "results later. local: the same tasks as processes on this machine, "
+                                               "--local-parallel at a time; waits for them.")] = "none",
+    slurm_partition: Annotated[str, typer.Option(help="Partition for every task.", rich_help_panel=SLURM)] = None,
+    slurm_time: Annotated[int, typer.Option(min=1, help="Time limit per task in minutes (default 1440).",
+                                            rich_help_panel=SLURM)] = None,
+    slurm_gpus: Annotated[int, typer.Option(min=0, help="GPUs per task (default 1).", rich_help_panel=SLURM)] = None,
+    slurm_cpus: Annotated[int, typer.Option(min=1, help="CPUs per task (default: the cluster's).",
+                                            rich_help_panel=SLURM)] = None,
+    slurm_arg: Annotated[list[str], typer.Option(help="Any other sbatch option as KEY=VALUE (mem=64G, account=lab, "
+                                                 "qos=high …).", rich_help_panel=SLURM)] = [],  # noqa: B006
+    local_parallel: Annotated[int, typer.Option(min=1, help="Tasks running at once (--launcher local). Default: one "
+                                                "per GPU visible to bench (CUDA_VISIBLE_DEVICES), each task on its "
+                                                "own GPU, or 1 without GPUs or with --device cpu or cuda:N.")] = None,
 ) -> None:
     """Run a benchmark suite; finished jobs in --out are skipped, so re-running resumes."""
     from sslbench.bench.leaderboard import suite_leaderboard, to_rich, write_board
@@ -98,8 +99,6 @@ def bench(
     from sslbench.config import preset_backbone
 
     load_plugins_for_cli(plugin)
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}.")
     launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg, local_parallel)
     options = BenchOptions(load_suite(suite, folds, skip), out, preset, preset_backbone(preset, backbone), device,
                            seeds, _absolute(data),

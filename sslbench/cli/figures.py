@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 
 from sslbench.cli.app import app, console, warn
+from sslbench.cli.options import SuiteName
 
 
 @app.command()
 def figures(
     out: Path = typer.Option(Path("bench"), help="The bench output folder (holding results.sqlite)."),
-    suite: str = typer.Option(None, help="Only this suite's jobs; its grid drives the fraction plot "
+    suite: SuiteName = typer.Option(None, help="Only this suite's jobs; its grid drives the fraction plot "
                                          "(default table1)."),
 ) -> None:
     """AJI vs label fraction (Table 1), GT/scratch/SSL overlays (Fig. 4), density maps (Fig. 3)."""

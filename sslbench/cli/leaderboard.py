@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import typer
 
 from sslbench.cli.app import app, console, warn
-from sslbench.errors import ConfigError
+from sslbench.cli.options import AggregationMode, SuiteName
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
-
-FORMATS = ("rich", "md", "csv")
-
 
 @app.command()
 def leaderboard(
-    suite: str = typer.Option(..., help="table1, table2, table3 or table4."),
+    suite: Annotated[SuiteName, typer.Option(help="The suite (sslbench list suites).")],
     out: Path = typer.Option(Path("bench"), help="The bench output folder (holding results.sqlite)."),
-    format: str = typer.Option("rich", help="rich (terminal), md or csv (printed; both files are written too)."),
-    aggregation: str = typer.Option("per_image_mean", help="per_image_mean (mean of the per-image values, as "
+    format: Annotated[Literal["rich", "md", "csv"], typer.Option(help="rich (terminal), md or csv (printed; both "
+                                                                     "files are written too).")] = "rich",
+    aggregation: AggregationMode = typer.Option(DEFAULT_AGGREGATION, help="per_image_mean (mean of the per-image values, as "
                                     "the MoNuSeg challenge ranks) or summed (C and U summed over the test images)."),
 ) -> None:
     """Print a suite's leaderboard and write leaderboard-<suite>.md/.csv beside the database (after
@@ -27,8 +26,6 @@ def leaderboard(
     from sslbench.bench.store import merge_results
     from sslbench.bench.suites import load_suite
 
-    if format not in FORMATS:
-        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got '{format}'.")
     merge_results(out, warn)
     board = suite_leaderboard(out, load_suite(suite), aggregation)
     write_board(board, out, suite if aggregation == DEFAULT_AGGREGATION else f"{suite}-{aggregation}")

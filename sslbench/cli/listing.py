@@ -9,7 +9,7 @@ from rich.table import Table
 
 from sslbench.cli.app import app, console
 from sslbench.errors import UnknownComponentError
-from sslbench.registry import PRETEXTS, REGISTRIES, closest_hint, registered
+from sslbench.registry import REGISTRIES, closest_hint, registered
 
 
 def _summary(obj) -> str:
@@ -17,19 +17,23 @@ def _summary(obj) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def _pretext_rows() -> list[tuple[str, str, str]]:
-    """Runnable ``--pretext`` names (config files and plugin classes), not bare class names."""
-    from sslbench.config import pretext_config, pretext_names
+def _named_rows(kind: str) -> list[tuple[str, str, str]]:
+    """Names usable as ``--pretext``/``--backbone`` (config files and plugin classes), not bare class names."""
+    from sslbench.config import component_config, component_names, config_root
 
     rows = []
-    for name, description in sorted(pretext_names().items()):
-        cls = PRETEXTS.get(pretext_config(name)["type"])
-        rows.append((name, cls.__module__, description))
+    for name, description in sorted(component_names(kind).items()):
+        if (config_root() / kind / f"{name}.py").is_file():
+            where = f"registry/{kind}/{name}.py"
+        else:
+            where = REGISTRIES[f"{kind}s"].get(component_config(kind, name)["type"]).__module__
+        rows.append((name, where, description))
     return rows
 
 
-# Kinds chosen by config name on the command line (--backbone resnet101, --preset smoke, --suite table1).
-_CONFIG_KINDS = {"backbones": "backbone", "heads": "head", "presets": "preset", "suites": "suite"}
+# Kinds chosen by name on the command line: --pretext/--backbone/--head also take plugin classes
+_NAMED_KINDS = {"pretexts": "pretext", "backbones": "backbone", "heads": "head"}
+_CONFIG_KINDS = {"presets": "preset", "suites": "suite"}
 _KINDS = ("pretexts", "backbones", "heads", "datasets", "presets", "suites")
 
 
@@ -58,8 +62,8 @@ def list_components(
     for listed in _KINDS:
         if kind not in (None, listed):
             continue
-        if listed == "pretexts":
-            rows = _pretext_rows()
+        if listed in _NAMED_KINDS:
+            rows = _named_rows(_NAMED_KINDS[listed])
         elif listed in _CONFIG_KINDS:
             rows = _config_rows(_CONFIG_KINDS[listed])
         else:

@@ -9,9 +9,10 @@ import typer
 from rich.table import Table
 
 from sslbench.cli.app import app, console
+from sslbench.cli.options import AggregationMode
 from sslbench.data.io import LABEL_SUFFIXES, read_label_map
 from sslbench.errors import ConfigError, DataError
-from sslbench.eval.metrics import AGGREGATION_MODES, DEFAULT_AGGREGATION, METRIC_KEYS, ImageCounts, aggregate, image_counts
+from sslbench.eval.metrics import DEFAULT_AGGREGATION, METRIC_KEYS, ImageCounts, aggregate, image_counts
 
 
 def _label_files(folder: Path) -> dict[str, Path]:
@@ -57,16 +58,14 @@ def metrics(
     gt: Path = typer.Argument(..., help="Ground-truth label map (.png/.tif/.npy), or a folder of them."),
     pred: Path = typer.Argument(..., help="Predicted label map, or a folder matched to GT by file stem."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    mode: str = typer.Option(DEFAULT_AGGREGATION, help="Folder aggregation: 'per_image_mean' averages the "
+    mode: AggregationMode = typer.Option(DEFAULT_AGGREGATION, help="Folder aggregation: 'per_image_mean' averages the "
                              "per-image values (as the MoNuSeg challenge ranks); 'summed' sums C and U (and "
                              "TP/FP/FN) over all images, then divides."),
-    iou_threshold: float = typer.Option(0.5, help="IoU above which a GT/prediction pair counts for PQ/DQ/SQ."),
-    centroid_radius: float = typer.Option(12.0, help="Detection F1: largest centroid distance (pixels) of a "
+    iou_threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="IoU above which a GT/prediction pair counts for PQ/DQ/SQ."),
+    centroid_radius: float = typer.Option(12.0, min=0.0, help="Detection F1: largest centroid distance (pixels) of a "
                                           "matched GT/prediction pair (HoVer-Net: 12)."),
 ) -> None:
     """Score instance label maps: AJI, AJI+, PQ/DQ/SQ, pixel Dice and detection F1 (fractions in [0, 1])."""
-    if mode not in AGGREGATION_MODES:
-        raise ConfigError(f"--mode '{mode}' is unknown; choose one of: {', '.join(AGGREGATION_MODES)}.")
     pairs = _pairs(gt, pred)
     counts = [_score(g, p, iou_threshold, centroid_radius) for _, g, p in pairs]
     per_image = [{"name": name, **c.metrics()} for (name, _, _), c in zip(pairs, counts)]

@@ -6,10 +6,13 @@ import logging
 import time
 import warnings
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from sslbench.cli.app import app, console, err_console
+from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Overrides, Plugins, Preset,
+                                  TestData, Unlabeled)
 from sslbench.engine import distributed
 from sslbench.registry import load_entry_point_plugins, load_plugin
 
@@ -42,26 +45,19 @@ def default_out_dir(pretext: str) -> Path:
 
 @app.command()
 def run(
-    pretext: str = typer.Option("instance_aware", help="Pretext task or strategy (sslbench list pretexts)."),
-    preset: str = typer.Option("smoke", help="Sizes and schedules: smoke (CPU), cpu (real data, 2-core CPU), "
-                                             "mini (one GPU), paper."),
-    data: Path = typer.Option(None, help="Labelled data folder (MoNuSeg, image+label folder). "
-                                         "Default: the built-in synthetic H&E data."),
-    test_data: Path = typer.Option(None, help="Separate labelled test set (e.g. MoNuSeg's 14 test images); "
-                                              "without it split.test_ratio of --data is held out (seeded)."),
-    allow_synthetic: bool = typer.Option(False, help="Run a real-data preset (mini, paper) on the synthetic "
-                                         "default data anyway (a pipeline check, not a reproduction)."),
-    unlabeled: Path = typer.Option(None, help="Extra unlabelled images for pretraining only."),
-    backbone: str = typer.Option(None, help="Encoder (sslbench list backbones). Default: the preset's "
-                                            "(cpu: resnet34), else resnet101."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 …"),
-    seed: int = typer.Option(0, help="Seeds data splits, sampling and initialisation."),
-    out: Path = typer.Option(None, help="Run folder. Default: runs/<time>-<pretext>."),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile the encoder and ResUNet "
-                                  "(minutes of compilation; pays off on long GPU runs)."),
-    plugin: list[str] = typer.Option([], help="Extra plugin: a .py file or an importable module."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config value: KEY=VALUE, e.g. "
-                                   "finetune.steps=200 or pretext.weights=resnet101.pth."),
+    pretext: Annotated[str, typer.Option(help="Pretext task or strategy (sslbench list pretexts).")] = "instance_aware",
+    preset: Preset = "smoke",
+    data: Data = None,
+    test_data: TestData = None,
+    allow_synthetic: AllowSynthetic = False,
+    unlabeled: Unlabeled = None,
+    backbone: Backbone = None,
+    device: Device = "auto",
+    seed: Annotated[int, typer.Option(min=0, help="Seeds data splits, sampling and initialisation.")] = 0,
+    out: Annotated[Path, typer.Option(help="Run folder. Default: runs/<time>-<pretext>.")] = None,
+    compile_: Compile = False,
+    plugin: Plugins = [],  # noqa: B006  (typer reads the default; it is never mutated)
+    set_: Overrides = [],  # noqa: B006
 ) -> None:
     """Pretrain an encoder, finetune ResUNet on it, score AJI on held-out images.
 

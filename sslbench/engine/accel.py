@@ -7,6 +7,7 @@ CUDA features. ``torch.compile`` is opt-in (``--compile``): it costs minutes of 
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 
 import torch
@@ -41,8 +42,24 @@ def resolve(section: dict | None, device: torch.device) -> Acceleration:
                         loader_workers=values["loader_workers"])
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def keep_freed_host_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of handing it back to the OS. By default each
+    training step's large activation buffers are unmapped when freed and page-faulted in again, zeroed,
+    by the next step: 0.33 s of system time and 12 % of the wall time of a cpu-preset step (1.59 s ->
+    1.40 s measured). Linux with glibc only; False (nothing changed) elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def configure_backends(accel: Acceleration) -> None:
     """Process-wide flags, set from each run's acceleration (so a naive run after a fast one is naive)."""
+    keep_freed_host_memory()
     torch.set_float32_matmul_precision("high" if accel.tf32 else "highest")
     torch.backends.cudnn.allow_tf32 = accel.tf32
     torch.backends.cudnn.benchmark = accel.tf32  # fixed crop sizes: autotuning pays off after a step

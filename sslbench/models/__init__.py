@@ -13,11 +13,12 @@ def build_encoder(backbone_cfg: dict) -> nn.Module:
 
 
 def build_segmenter(backbone_cfg: dict, head_cfg: dict, encoder_state: dict | None = None) -> nn.Module:
-    """Encoder + fresh decoder; ``encoder_state`` (pretrained weights) must match key for key."""
-    model = build(HEADS, head_cfg, encoder_name=backbone_cfg["name"])
+    """The backbone's encoder (``encoder_state``, pretrained weights, must match it key for key) with
+    a fresh head built around it."""
+    encoder = build_encoder(backbone_cfg)
     if encoder_state is not None:
-        transfer_encoder(encoder_state, model.encoder)
-    return model
+        transfer_encoder(encoder_state, encoder)
+    return build(HEADS, head_cfg, encoder=encoder)
 
 
 def transfer_encoder(encoder_state: dict, encoder: nn.Module) -> None:

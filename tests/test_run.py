@@ -48,6 +48,20 @@ def test_run_writes_the_run_folder_and_prints_the_leaderboard_row(tmp_path, pret
     assert (np.abs(picture - GT_COLOUR).sum(axis=-1) < 30).sum() > 500  # ground-truth contours drawn
 
 
+@pytest.mark.slow
+def test_a_convnext_backbone_runs_end_to_end_through_pretraining_and_finetuning(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--pretext", "instance_aware", "--out", str(out),
+                                      *tiny_args({"finetune.log_every": 1}, backbone="convnext_atto")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert math.isfinite(metrics["history"]["pretrain"][-1]["loss"])
+    assert math.isfinite(metrics["test"]["per_image_mean"]["aji"])
+    encoder, model = load_file(out / "encoder.safetensors"), load_file(out / "model.safetensors")
+    assert "model.stem_0.weight" in encoder  # timm's ConvNeXt, not a ResNet
+    assert set(encoder) == {k.removeprefix("encoder.") for k in model if k.startswith("encoder.")}
+
+
 def test_finished_run_folder_is_never_overwritten(tmp_path):
     (tmp_path / "metrics.json").write_text("{}")
     result = CliRunner().invoke(app, ["run", "--out", str(tmp_path), *TINY])

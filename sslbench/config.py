@@ -13,8 +13,6 @@ from mmengine.config import Config
 from sslbench.errors import ConfigError, UnknownComponentError
 from sslbench.registry import BACKBONES, HEADS, PRETEXTS, closest_hint, registered
 
-KINDS = ("pretext", "backbone", "head", "dataset", "preset", "suite")
-
 #: the ``engine`` section every run config gets (how fast a run goes, not what it computes; what each
 #: switch does: ``engine.accel``); presets and ``--set engine.X=...`` override it
 ENGINE_DEFAULTS = dict(amp="auto", channels_last="auto", tf32="auto", fused_optimizer="auto",

@@ -7,7 +7,6 @@ from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
 BACKGROUND, BODY, BOUNDARY = 0, 1, 2
-CLASS_NAMES = ("background", "body", "boundary")
 
 
 def instance_to_classes(labels: np.ndarray, boundary_width: int = 1) -> np.ndarray:

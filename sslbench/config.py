@@ -53,10 +53,6 @@ def component_names(kind: str) -> dict[str, str]:
     return names
 
 
-def pretext_names() -> dict[str, str]:
-    return component_names("pretext")
-
-
 def component_config(kind: str, name: str) -> dict:
     """The config dict of the ``kind`` named ``name``: its config file, else a registered class of that
     name, else (backbones) any segmentation-models-pytorch encoder, timm's as ``tu-<model>``."""
@@ -72,10 +68,6 @@ def component_config(kind: str, name: str) -> dict:
     hint = " Any segmentation-models-pytorch encoder works too (timm's as tu-NAME)." if kind == "backbone" else ""
     raise UnknownComponentError(f"unknown {kind} '{name}'.{closest_hint(name, known)} "
                                 f"Available: {', '.join(known)}.{hint}")
-
-
-def pretext_config(name: str) -> dict:
-    return component_config("pretext", name)
 
 
 def _accepted(cls, overrides: dict) -> dict:
@@ -110,7 +102,7 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
     if data is None and cfg.get("real_data") and not allow_synthetic:
         raise ConfigError(f"preset {preset} is sized for real images: pass --data DIR (e.g. MoNuSeg's training "
                           "images); to run it on the built-in synthetic data anyway, add --allow-synthetic.")
-    pretext_cfg = pretext_config(pretext)
+    pretext_cfg = component_config("pretext", pretext)
     cls = PRETEXTS.get(pretext_cfg["type"])
     pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))
     merged = dict(

@@ -52,9 +52,9 @@ def tiles():
 
 
 def pretrainable_pretexts() -> list[str]:
-    from sslbench.config import pretext_names
+    from sslbench.config import component_names
 
-    return [n for n in pretext_names() if n not in ("scratch", "imagenet")]
+    return [n for n in component_names("pretext") if n not in ("scratch", "imagenet")]
 
 
 @pytest.mark.parametrize("name", pretrainable_pretexts())

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from sslbench.cli import app
-from sslbench.config import pretext_names, resolve_run_config
+from sslbench.config import component_names, resolve_run_config
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine.weights import load_encoder
 from sslbench.errors import ConfigError, DataError
@@ -133,7 +133,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(images, make, lr):
     assert math.isfinite(before.item()) and after.item() < before.item()
 
 
-@pytest.mark.parametrize("name", [n for n in pretext_names() if n not in ("scratch", "imagenet")])
+@pytest.mark.parametrize("name", [n for n in component_names("pretext") if n not in ("scratch", "imagenet")])
 def test_every_parameter_gets_a_gradient_so_ddp_needs_no_unused_parameter_search(images, name):
     cfg = resolve_run_config(name, preset="smoke", backbone="resnet18")
     encoder = build_encoder(cfg.backbone)
@@ -199,7 +199,7 @@ def test_imagenet_refuses_pickled_code(tmp_path):
 # --- configs and runs --------------------------------------------------------------------------
 
 def test_every_zoo_task_has_a_described_config():
-    names = pretext_names()
+    names = component_names("pretext")
     for name in ("jigsaw", "rotnet", "colorme", "imagenet", "instance_aware", "instance_aware_st",
                  "instance_aware_cr", "scratch", "simclr", "moco_v2", "byol", "barlow_twins"):
         assert names[name], name

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sslbench.cli import app
-from sslbench.config import load_component, pretext_config, resolve_run_config
+from sslbench.config import component_config, load_component, resolve_run_config
 from sslbench.errors import ConfigError, SslbenchError, UnknownComponentError
 from test_reliability_resume import FAST
 
@@ -65,7 +65,7 @@ def test_unknown_component_names_suggest_the_closest(kind, name, closest):
 
 def test_unknown_pretext_suggests_the_closest():
     with pytest.raises(UnknownComponentError) as info:
-        pretext_config("rotnett")
+        component_config("pretext", "rotnett")
     assert "unknown pretext 'rotnett'. Did you mean 'rotnet'?" in _one_line(info.value)
 
 

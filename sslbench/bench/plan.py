@@ -16,7 +16,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 from sslbench.bench.suites import Job, Suite
-from sslbench.config import pretext_config, resolve_run_config
+from sslbench.config import component_config, resolve_run_config
 from sslbench.data.base import Sample
 from sslbench.errors import ConfigError
 from sslbench.pipeline.artifact import EncoderArtifact, encoder_identity
@@ -53,7 +53,7 @@ def strategy_overrides(strategy: str, overrides: list[str]) -> list[str]:
     """``pretext.X=V`` (or ``pretext.X.Y=V``) reaches only the strategies whose pretext takes X
     (``pretext.weights`` is the ImageNet file, meaningless to the others); every other override
     reaches every job."""
-    accepted = inspect.signature(PRETEXTS.get(pretext_config(strategy)["type"]).__init__).parameters
+    accepted = inspect.signature(PRETEXTS.get(component_config("pretext", strategy)["type"]).__init__).parameters
     return [o for o in overrides if not o.startswith("pretext.") or o.partition("=")[0].split(".")[1] in accepted]
 
 

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sslbench.pretext.siamese import TwoViewPretext, gather, mlp
+from sslbench.pretext.siamese import TwoViewPretext, full_precision, gather, mlp
 from sslbench.registry import PRETEXTS
 
 
+@full_precision
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float) -> torch.Tensor:
     """Over every process's rows, so each process returns the loss of the whole batch."""
-    z1, z2 = (F.batch_norm(gather(z.float()), None, None, training=True) for z in (z1, z2))
+    z1, z2 = (F.batch_norm(gather(z), None, None, training=True) for z in (z1, z2))
     correlation = z1.T @ z2 / len(z1)
     on_diagonal = correlation.diagonal()
     return (1 - on_diagonal).pow(2).sum() + lambd * (correlation.pow(2).sum() - on_diagonal.pow(2).sum())

@@ -17,13 +17,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sslbench.pretext.siamese import MomentumPretext, mlp, momentum_copy
+from sslbench.pretext.siamese import MomentumPretext, full_precision, mlp, momentum_copy
 from sslbench.registry import PRETEXTS
 
 
+@full_precision
 def regression_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """2 − 2 cos: the squared distance of the L2-normalised vectors, averaged over the batch."""
-    return (2 - 2 * F.cosine_similarity(prediction.float(), target.float(), dim=1)).mean()
+    return (2 - 2 * F.cosine_similarity(prediction, target, dim=1)).mean()
 
 
 @PRETEXTS.register_module()

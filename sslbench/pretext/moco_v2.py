@@ -19,10 +19,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sslbench.pretext.siamese import MomentumPretext, gather, mlp, momentum_copy
+from sslbench.pretext.siamese import MomentumPretext, full_precision, gather, mlp, momentum_copy
 from sslbench.registry import PRETEXTS
 
 
+@full_precision
 def info_nce(query: torch.Tensor, key: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
     """Row i's positive is key i, its negatives the queue's rows; all L2-normalised."""
     positive = (query * key).sum(1, keepdim=True)

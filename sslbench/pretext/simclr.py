@@ -15,14 +15,15 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sslbench.pretext.siamese import TwoViewPretext, gather, mlp, rank
+from sslbench.pretext.siamese import TwoViewPretext, full_precision, gather, mlp, rank
 from sslbench.registry import PRETEXTS
 
 
+@full_precision
 def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
     """NT-Xent of this process's (2N, D) embeddings (views of crop i at i and N + i) against every
     process's; the mean over processes is the loss of the whole batch."""
-    z = F.normalize(z.float(), dim=1)
+    z = F.normalize(z, dim=1)
     count = z.shape[0]
     rows = torch.arange(count, device=z.device)
     columns = rows + rank() * count  # this process's views among everyone's

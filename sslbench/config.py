@@ -17,7 +17,7 @@ from sslbench.registry import BACKBONES, HEADS, PRETEXTS, closest_hint, register
 #: switch does: ``engine.accel``); presets and ``--set engine.X=...`` override it
 ENGINE_DEFAULTS = dict(amp="auto", channels_last="auto", tf32="auto", fused_optimizer="auto",
                        compile=False, data_on_device="auto", loader_workers=4)
-#: the switches "auto" turns on for CUDA and off elsewhere
+#: the switches "auto" turns on for CUDA (bf16 and channels_last also for a CPU with native bf16: engine.accel)
 ENGINE_SWITCHES = ("amp", "channels_last", "tf32", "fused_optimizer")
 
 

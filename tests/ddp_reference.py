@@ -7,6 +7,8 @@ import torch
 
 BACKBONE = dict(type="SmpEncoder", name="resnet18")
 HEAD = dict(type="Unet", classes=3, decoder_channels=(32, 16, 16, 8, 8))
+# DDP's averaging is checked to 1e-5, finer than bf16 rounding, which "auto" uses on CPUs with native bf16
+FP32 = dict(amp=False, channels_last=False)
 
 
 def torchrun_env() -> dict[str, str]:

@@ -13,12 +13,13 @@ import torch
 
 from sslbench.bench.store import Store
 from sslbench.data.synthetic import Synthetic
+from sslbench.engine.accel import resolve
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.eval.evaluate import evaluate
 from sslbench.models import build_segmenter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_reference import BACKBONE, HEAD, linear_problem, torchrun_env  # noqa: E402
+from ddp_reference import BACKBONE, FP32, HEAD, linear_problem, torchrun_env  # noqa: E402
 from tiny import tiny_args  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -39,7 +40,7 @@ def test_ddp_training_and_sharded_evaluation_match_one_process(tmp_path):
     # one process on the whole batch: the mean of the two half-batch losses
     model, inputs, targets = linear_problem()
     history = train(model, lambda: {"loss": torch.nn.functional.mse_loss(model(inputs), targets)},
-                    LoopSettings(steps=3, lr=0.1, log_every=1), CPU, "single")
+                    LoopSettings(steps=3, lr=0.1, log_every=1), CPU, "single", accel=resolve(FP32, CPU))
     rank0, rank1 = (np.array(w) for w in seen["weights"])
     np.testing.assert_array_equal(rank0, rank1)  # DDP kept both replicas identical
     np.testing.assert_allclose(rank0, model.weight.detach().numpy(), rtol=1e-5, atol=1e-6)

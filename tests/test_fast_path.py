@@ -20,11 +20,17 @@ from sslbench.pretext.instance_aware import InstanceAware
 CPU = torch.device("cpu")
 BACKBONE = dict(type="SmpEncoder", name="resnet18")
 HEAD = dict(type="Unet", classes=3, decoder_channels=(32, 16, 16, 8, 8))
+FP32 = dict(amp=False, channels_last=False)  # the reference, whatever "auto" picks on this CPU
 
 
-def test_auto_switches_follow_the_device():
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_auto_switches_follow_the_device(monkeypatch, native_bf16):
+    # torch's CPU probes answer for hardware we may not have; both answers are tried on any machine
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native_bf16, raising=False)
     on_cpu, on_cuda = resolve(None, CPU), resolve(None, torch.device("cuda"))
-    assert not any((on_cpu.amp, on_cpu.channels_last, on_cpu.tf32, on_cpu.fused_optimizer))
+    assert on_cpu.amp is on_cpu.channels_last is native_bf16
+    assert not any((on_cpu.tf32, on_cpu.fused_optimizer))
     assert all((on_cuda.amp, on_cuda.channels_last, on_cuda.tf32, on_cuda.fused_optimizer))
     assert on_cpu.compile is False and on_cpu.data_on_device == "auto"
     assert resolve({"channels_last": True}, CPU).channels_last
@@ -56,15 +62,22 @@ def losses(history: list[dict]) -> np.ndarray:
 
 
 def test_channels_last_trains_the_same_model():
-    eager = resolve(None, CPU)
+    eager = resolve(FP32, CPU)
     _, reference = tiny_segmentation_run(eager)
     model, history = tiny_segmentation_run(Acceleration(**{**eager.__dict__, "channels_last": True}))
     assert model.encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_allclose(losses(history), losses(reference), rtol=1e-4)
 
 
+def test_bf16_channels_last_trains_close_to_fp32():
+    eager = resolve(FP32, CPU)
+    _, reference = tiny_segmentation_run(eager)
+    _, history = tiny_segmentation_run(Acceleration(**{**eager.__dict__, "amp": True, "channels_last": True}))
+    np.testing.assert_allclose(losses(history), losses(reference), rtol=2e-2)
+
+
 def test_compiled_model_trains_the_same_and_keeps_its_state_dict_keys():
-    eager = resolve(None, CPU)
+    eager = resolve(FP32, CPU)
     reference_model, reference = tiny_segmentation_run(eager)
     # aot_eager runs dynamo + AOTAutograd (the graph capture --compile relies on) without a C compiler
     model, history = tiny_segmentation_run(Acceleration(**{**eager.__dict__, "compile": "aot_eager"}))
@@ -73,7 +86,7 @@ def test_compiled_model_trains_the_same_and_keeps_its_state_dict_keys():
 
 
 def test_fused_optimizer_matches_foreach():
-    eager = resolve(None, CPU)
+    eager = resolve(FP32, CPU)
     _, reference = tiny_segmentation_run(eager)
     _, history = tiny_segmentation_run(Acceleration(**{**eager.__dict__, "fused_optimizer": True}))
     np.testing.assert_allclose(losses(history), losses(reference), rtol=1e-4)

@@ -1,10 +1,11 @@
-"""The GPU fast path: which speed-ups a run uses, resolved once from the ``engine`` config section.
+"""The fast path: which speed-ups a run uses, resolved once from the ``engine`` config section.
 
 Every switch defaults to "auto" = on for CUDA, off elsewhere, except bf16 autocast and channels_last,
 which "auto" also turns on for a CPU that computes bf16 in hardware (AMX or AVX512-BF16): there
 oneDNN's bf16 convolutions in channels_last made a cpu-preset training step 2.4x faster than fp32
 (0.61 s vs 1.50 s, ResNet-34 U-Net, 4x256², 2 cores). Other CPUs emulate bf16, slower than fp32, and
-channels_last alone gains nothing on them. TF32/cuDNN autotuning are CUDA features. ``torch.compile`` is opt-in (``--compile``): it costs minutes of compilation per model.
+channels_last alone gains nothing on them. TF32/cuDNN autotuning are CUDA features.
+``torch.compile`` is opt-in (``--compile``): it costs minutes of compilation per model.
 """
 
 from __future__ import annotations

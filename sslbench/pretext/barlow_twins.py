@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sslbench.pretext.siamese import TwoViewPretext, full_precision, gather, mlp
+from sslbench.pretext.base import full_precision
+from sslbench.pretext.siamese import TwoViewPretext, gather, mlp
 from sslbench.registry import PRETEXTS
 
 

@@ -9,13 +9,26 @@ optimizer step (momentum encoders follow the online one there). Strategies that 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 # the image helpers every pretext sampler draws on (plugins import them from here)
 from sslbench.data.image import normalize, pick_images, randint, random_crop_box, random_crops  # noqa: F401
+
+
+def full_precision(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``loss`` on fp32 copies of its tensor arguments, outside autocast: under bf16 autocast its
+    matmuls and differences (similarities, cross-correlations, hinge margins) would be bf16, 8 bits of
+    mantissa, whatever its inputs' dtype."""
+    @functools.wraps(loss)
+    def fp32_loss(*args, **kwargs):
+        device = next(a.device.type for a in args if torch.is_tensor(a))
+        with torch.autocast(device, enabled=False):
+            return loss(*(a.float() if torch.is_tensor(a) else a for a in args), **kwargs)
+    return fp32_loss
 
 
 def global_pool(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sslbench.pretext.siamese import MomentumPretext, full_precision, mlp, momentum_copy
+from sslbench.pretext.base import full_precision
+from sslbench.pretext.siamese import MomentumPretext, mlp, momentum_copy
 from sslbench.registry import PRETEXTS
 
 

@@ -36,16 +36,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslbench.pretext.base import Pretext, normalize, pick_images, randint, random_crop_box
+from sslbench.pretext.base import Pretext, full_precision, normalize, pick_images, randint, random_crop_box
 from sslbench.registry import PRETEXTS
 
 
+@full_precision
 def triplet_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, margin: float) -> torch.Tensor:
     d_ap = (za - zp).pow(2).sum(dim=1)
     d_an = (za - zn).pow(2).sum(dim=1)
     return F.relu(d_ap - d_an + margin).mean()
 
 
+@full_precision
 def ranking_loss(score_pos: torch.Tensor, score_neg: torch.Tensor, margin: float) -> torch.Tensor:
     """The positive (more nuclei) must score at least ``margin`` above the negative."""
     return F.relu(score_neg - score_pos + margin).mean()

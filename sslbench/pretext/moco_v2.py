@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sslbench.pretext.siamese import MomentumPretext, full_precision, gather, mlp, momentum_copy
+from sslbench.pretext.base import full_precision
+from sslbench.pretext.siamese import MomentumPretext, gather, mlp, momentum_copy
 from sslbench.registry import PRETEXTS
 
 

@@ -13,8 +13,7 @@ of its own rows; DDP then averages, so a step equals one process's on the whole 
 from __future__ import annotations
 
 import copy
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -36,17 +35,6 @@ def rank() -> int:
 def gather(x: torch.Tensor) -> torch.Tensor:
     """Every process's ``x`` concatenated in rank order; gradients flow back to each process's own rows."""
     return torch.cat(dist_nn.all_gather(x)) if multi_process() else x
-
-
-def full_precision(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """``loss`` on fp32 copies of its tensor arguments, outside autocast: under bf16 autocast its
-    matmuls (similarities, cross-correlations) would run in bf16 whatever their inputs' dtype."""
-    @functools.wraps(loss)
-    def fp32_loss(*args, **kwargs):
-        device = next(a.device.type for a in args if torch.is_tensor(a))
-        with torch.autocast(device, enabled=False):
-            return loss(*(a.float() if torch.is_tensor(a) else a for a in args), **kwargs)
-    return fp32_loss
 
 
 def mlp(sizes: Sequence[int], batch_norm: bool = True, bias: bool = True) -> nn.Sequential:

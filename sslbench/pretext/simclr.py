@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sslbench.pretext.siamese import TwoViewPretext, full_precision, gather, mlp, rank
+from sslbench.pretext.base import full_precision
+from sslbench.pretext.siamese import TwoViewPretext, gather, mlp, rank
 from sslbench.registry import PRETEXTS
 
 

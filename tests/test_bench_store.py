@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from sslbench.bench.leaderboard import run_table, suite_leaderboard, to_csv, to_markdown, write_board
+from sslbench.bench.leaderboard import paired_difference, run_table, suite_leaderboard, to_csv, to_markdown, write_board
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.errors import DataError
@@ -43,6 +43,14 @@ def test_a_suite_without_paper_numbers_shows_ours_alone(tmp_path):
     assert simclr[1].ours == pytest.approx(4.5) and simclr[1].delta == pytest.approx(0.5)
     markdown = to_markdown(board)
     assert "| SimCLR | **45.00** (+5.00) | **4.50** (+0.50) |" in markdown and "paper (Δ)" not in markdown
+
+
+def test_deltas_pair_seeds_and_need_two_pairs_for_an_interval():
+    # seed 2 has no scratch run yet: it is left out of the difference rather than compared unpaired
+    assert paired_difference({0: 50.0, 2: 90.0}, {0: 40.0, 1: 41.0}) == (10.0, None)
+    assert paired_difference({3: 50.0}, {0: 40.0}) == (None, None)
+    mean, (low, high) = paired_difference({0: 50.0, 1: 56.0, 2: 52.0}, {0: 40.0, 1: 44.0, 2: 44.0})
+    assert mean == pytest.approx(10.0) and (low, high) == pytest.approx((10 - 4.968, 10 + 4.968), abs=1e-3)
 
 
 def test_rows_round_trip_and_force_replaces(tmp_path):
@@ -107,7 +115,9 @@ def test_leaderboard_shows_mean_std_deltas_best_and_paper_in_the_paper_layout(tm
     markdown = to_markdown(board)
     table = [line for line in markdown.splitlines() if line.startswith("|")]
     assert {line.replace("\\|", "").count("|") for line in table} == {len(board.columns) + 2}
-    assert "**53.00 ± 4.24** (+11.00) \\| 70.63 (+5.34)" in markdown
+    # paired per seed: differences 10 and 12 points, 95 % t-interval 11 ± t(0.975, 1) · 1.414 / √2 = 11 ± 12.71
+    assert ssl.delta_ci == pytest.approx((11 - 12.7062, 11 + 12.7062), abs=1e-3)
+    assert "**53.00 ± 4.24** (+11.00 [-1.71, +23.71]) \\| 70.63 (+5.34)" in markdown
     rows = list(csv.DictReader(io.StringIO(to_csv(board))))
     assert {r["row"] for r in rows} >= {"Train-from-scratch", "CIA-Net (MoNuSeg 2018 leaderboard)"}
     assert "per_image_mean (mean of the per-image values" in board.caption  # the default, as MoNuSeg ranks

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
+from scipy.stats import t as student_t
 
 from sslbench.bench.store import Store
 from sslbench.bench.suites import Suite
@@ -33,7 +34,8 @@ class Cell:
     ours: float | None = None  # %, mean over seeds
     std: float | None = None  # %, sample std over seeds (None with one seed)
     paper: float | None = None
-    delta: float | None = None  # ours − scratch's ours, same column
+    delta: float | None = None  # ours − scratch's ours, same column: the mean of the per-seed differences
+    delta_ci: tuple[float, float] | None = None  # 95 % t-interval of that mean (two or more paired seeds)
     paper_delta: float | None = None
     seeds: int = 0
     best: bool = False
@@ -70,7 +72,8 @@ def cell_text(cell: Cell, with_paper: bool, bold: tuple[str, str] = ("", ""), se
     if cell.best:
         ours = f"{bold[0]}{ours}{bold[1]}"
     if cell.delta is not None:
-        ours += f" ({cell.delta:+.2f})"
+        interval = "" if cell.delta_ci is None else f" [{cell.delta_ci[0]:+.2f}, {cell.delta_ci[1]:+.2f}]"
+        ours += f" ({cell.delta:+.2f}{interval})"
     return f"{ours} {sep} {_number(cell.paper, delta=cell.paper_delta)}" if with_paper else ours
 
 
@@ -105,14 +108,16 @@ def to_csv(board: Board) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["section", "row", "column", "ours_mean", "ours_std", "seeds", "paper",
-                     "delta_vs_scratch", "paper_delta_vs_scratch", "best", "text"])
+                     "delta_vs_scratch", "delta_ci95_low", "delta_ci95_high", "paper_delta_vs_scratch", "best",
+                     "text"])
     section = ""
     for row in board.rows:
         if row.heading:
             section = row.label
         for cell, (header, _) in zip(row.cells, board.columns):
+            low, high = cell.delta_ci or (None, None)
             writer.writerow([section, row.label, header, cell.ours, cell.std, cell.seeds, cell.paper, cell.delta,
-                             cell.paper_delta, int(cell.best), cell.text or ""])
+                             low, high, cell.paper_delta, int(cell.best), cell.text or ""])
     return buffer.getvalue()
 
 
@@ -176,21 +181,34 @@ def _paper(suite, metric: str, strategy: str, column: int) -> float | None:
     return None
 
 
+def paired_difference(mine: dict[int, float], base: dict[int, float]) -> tuple[float | None, tuple | None]:
+    """Mean of the per-seed differences over the seeds both have (the same seed: the same split, labels
+    and test images), and its 95 % Student-t interval when two or more seeds pair up."""
+    differences = [mine[seed] - base[seed] for seed in sorted(mine.keys() & base.keys())]
+    if not differences:
+        return None, None
+    mean = statistics.fmean(differences)
+    if len(differences) < 2:
+        return mean, None
+    half = student_t.ppf(0.975, len(differences) - 1) * statistics.stdev(differences) / len(differences) ** 0.5
+    return mean, (mean - half, mean + half)
+
+
 def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dict[str, list[Cell]]:
-    """strategy -> one cell per suite column, with deltas vs scratch and the best mean marked."""
-    cells = {s: [_summary(list(v.values())) for v in seed_values(suite, rows, s, metric, aggregation)]
-             for s in suite.strategies}
+    """strategy -> one cell per suite column, with paired deltas vs scratch and the best mean marked."""
+    per_seed = {s: seed_values(suite, rows, s, metric, aggregation) for s in suite.strategies}
+    cells = {s: [_summary(list(v.values())) for v in columns] for s, columns in per_seed.items()}
     for strategy, row in cells.items():
         for i, cell in enumerate(row):
             cell.paper = _paper(suite, metric, strategy, i)
     if "scratch" in cells:
         for strategy, row in cells.items():
-            for cell, base in zip(row, cells["scratch"]):
-                if strategy != "scratch":
-                    if cell.ours is not None and base.ours is not None:
-                        cell.delta = cell.ours - base.ours
-                    if cell.paper is not None and base.paper is not None:
-                        cell.paper_delta = cell.paper - base.paper
+            if strategy == "scratch":
+                continue
+            for cell, base, mine, base_seeds in zip(row, cells["scratch"], per_seed[strategy], per_seed["scratch"]):
+                cell.delta, cell.delta_ci = paired_difference(mine, base_seeds)
+                if cell.paper is not None and base.paper is not None:
+                    cell.paper_delta = cell.paper - base.paper
     for i in range(len(suite.columns)):
         means = [row[i].ours for row in cells.values() if row[i].ours is not None]
         for row in cells.values():
@@ -253,7 +271,8 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
     return (f"Data: {data}; preset {context['preset']}; backbone {context['backbone']}; "
             f"seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}; test: {test}{extra}. "
             f"Aggregation: {aggregation} ({AGGREGATION_TEXT[aggregation]}). "
-            f"Cells: ours mean ± std over seeds (Δ vs scratch){paper}; best of ours per column in bold.")
+            f"Cells: ours mean ± std over seeds (Δ vs scratch: mean of the per-seed differences [95 % t-interval]"
+            f"){paper}; best of ours per column in bold.")
 
 
 def suite_leaderboard(out: Path, suite: Suite, aggregation: str = DEFAULT_AGGREGATION) -> Board:

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from sslbench.cli import app
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine.weights import save_encoder
-from sslbench.eval.probe import crop_targets, nuclei_table, probe_features, ridge_r2
+from sslbench.errors import DataError
+from sslbench.eval.probe import blur_shares, crop_targets, nuclei_table, probe_features, ridge_r2
 from sslbench.models import build_encoder
 
 BACKBONE = dict(type="SmpEncoder", name="resnet18")
@@ -47,6 +48,23 @@ def test_probe_features_are_the_same_crops_for_every_encoder():
     assert not np.allclose(f1, f2) and t1[:, 0].max() > 0 and len(set(t1[:, 0])) > 3
 
 
+class SharpnessEncoder(torch.nn.Module):
+    """Responds to sharpness only: local Laplacian energy, whatever the nuclei."""
+
+    def forward(self, x):
+        laplacian = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).expand(3, 1, 3, 3)
+        energy = torch.nn.functional.conv2d(x, laplacian, groups=3).abs()
+        return [x, energy, energy]
+
+
+def test_blur_share_is_near_one_for_an_encoder_that_sees_only_sharpness():
+    samples = Synthetic(num_images=3, size=128, seed=2).load()
+    shares = blur_shares(SharpnessEncoder(), samples, crop=96, scales=[64, 32], per_image=4)
+    assert set(shares) == {64, 32} and all(0.8 < share < 1.2 for share in shares.values())
+    with pytest.raises(DataError, match="resampling scales"):
+        blur_shares(SharpnessEncoder(), samples, crop=96, scales=[96], per_image=4)
+
+
 def test_probe_cli_scores_saved_encoders(tmp_path):
     torch.manual_seed(0)
     path = save_encoder(build_encoder(BACKBONE).state_dict(), tmp_path / "run" / "encoder.safetensors",
@@ -55,5 +73,6 @@ def test_probe_cli_scores_saved_encoders(tmp_path):
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output)[str(path)]
     assert scores["pretext"] == "scratch" and all(np.isfinite(scores[k]) for k in ("count", "log_size"))
+    assert set(scores["blur_share"]) == {"48", "32", "16", "8"}
     missing = CliRunner().invoke(app, ["probe", str(tmp_path / "nothing")])
     assert missing.exit_code != 0 and "no encoder here" in str(missing.exception)

@@ -36,17 +36,21 @@ def probe(
     data: Path = typer.Option(None, help="Labelled images to probe on. Default: the smoke preset's synthetic data."),
     crop: int = typer.Option(128, min=32, help="Crop side in pixels."),
     crops_per_image: int = typer.Option(32, min=2, help="Seeded random crops per labelled image."),
+    scales: list[int] = typer.Option(None, help="Sides of the zoomed / resampled views for the blur share "
+                                                "(repeat the option). Default: 3/4, 1/2, 1/4, 1/8 of --crop."),
     seed: int = typer.Option(0, help="Seeds the crops (the same crops for every encoder)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 …"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Linear probes of frozen encoders: leave-one-image-out R² of nucleus count and mean log nucleus
-    area per crop, from the encoder's pooled deepest features (scratch encoders are the baseline)."""
+    area per crop, from the encoder's pooled deepest features (scratch encoders are the baseline), and
+    the blur share: how much of the density-map drop on a zoomed view blur alone reproduces."""
     from sslbench.config import load_component
-    from sslbench.eval.probe import TARGETS, probe_encoder
+    from sslbench.eval.probe import TARGETS, blur_shares, probe_encoder
     from sslbench.pipeline.artifact import EncoderArtifact
     from sslbench.pipeline.data import load_samples
 
+    scales = scales or [crop * 3 // 4, crop // 2, crop // 4, crop // 8]
     files = encoder_files(encoders)
     samples = load_samples(dict(load_component("preset", "smoke").data) if data is None else
                            {"type": "path", "path": str(data)}, None)
@@ -54,16 +58,20 @@ def probe(
     for path in files:
         encoder, metadata = EncoderArtifact(path).module()
         scores[str(path)] = {"pretext": metadata.get("pretext"),
-                             **probe_encoder(encoder, samples, crop, crops_per_image, seed, device)}
+                             **probe_encoder(encoder, samples, crop, crops_per_image, seed, device),
+                             "blur_share": blur_shares(encoder, samples, crop, scales, crops_per_image, seed, device)}
     if as_json:
         typer.echo(json.dumps(scores))
         return
     labelled = sum(s.labelled for s in samples)
     table = Table(title=f"frozen-encoder probes: {crops_per_image} crops of {crop}² per image, {labelled} images",
-                  caption="leave-one-image-out R² of a ridge regression on pooled deepest features",
+                  caption="R²: leave-one-image-out, a ridge regression on pooled deepest features. Blur share "
+                          "at side s: (native − resampled) / (native − zoomed) mean activation of the density "
+                          "map; 0: responds to content, 1: to sharpness (– where zooming does not lower it)",
                   caption_justify="left")
-    for column in ("encoder", "pretext", *(f"R² {t}" for t in TARGETS)):
+    for column in ("encoder", "pretext", *(f"R² {t}" for t in TARGETS), *(f"blur share {s}" for s in scales)):
         table.add_column(column, justify="left" if column in ("encoder", "pretext") else "right", overflow="fold")
     for path, row in scores.items():
-        table.add_row(path, str(row["pretext"]), *(f"{row[t]:.3f}" for t in TARGETS))
+        shares = ("–" if v is None else f"{v:.2f}" for v in row["blur_share"].values())
+        table.add_row(path, str(row["pretext"]), *(f"{row[t]:.3f}" for t in TARGETS), *shares)
     console.print(table)

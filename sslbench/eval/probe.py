@@ -7,6 +7,13 @@ those features to the crop's nucleus count (centroids inside the crop) and mean 
 Scores are leave-one-image-out R² (no image's crops are both fitted and scored), so a probe cannot
 memorise an image's stain or texture. Scratch (random init) is the baseline every pretext must beat.
 
+The resampling probe asks what the Fig.-3 density maps respond to. The instance-aware negative is a
+sub-crop of side s zoomed to the crop size: fewer, larger nuclei, but also the only blurred view. The
+same crops are shown natively, zoomed (as negatives), and resampled (down to s and back up: the same
+nuclei, the negative's blur). The *blur share* (native − resampled) / (native − zoomed) of the mean
+activation says how much of the zoomed view's drop blur alone reproduces: near 0 the encoder responds
+to content (nuclei count and size), near 1 to sharpness.
+
 Hand-written ridge (closed form, a few lines) because scikit-learn is not a dependency.
 """
 
@@ -16,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sslbench.data.base import Sample, image_tensor
@@ -44,30 +52,71 @@ def crop_targets(centroids: np.ndarray, areas: np.ndarray, top: int, left: int, 
     return float(inside.sum()), float(np.log(areas[inside]).mean())
 
 
-@torch.no_grad()
-def probe_features(encoder: nn.Module, samples: Sequence[Sample], crop: int, per_image: int, seed: int = 0,
-                   device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features (N, C), targets (N, 2) as TARGETS, image index per crop (N,)) for ``per_image`` seeded
-    random crops of every labelled sample; the same crops for every encoder given the same seed."""
+def _probe_crops(samples: Sequence[Sample], crop: int, per_image: int, seed: int, device: torch.device | str):
+    """(image index, sample, boxes, (per_image, 3, crop, crop) uint8 crops) per labelled sample; the
+    same seeded crops for every encoder and every probe."""
     generator = torch.Generator().manual_seed(seed)
-    encoder.eval().to(device)
-    features, targets, groups = [], [], []
-    for index, sample in enumerate(s for s in samples if s.labelled):
+    labelled = [s for s in samples if s.labelled]
+    if len(labelled) < 2:
+        raise DataError("the probe needs at least 2 labelled images (it scores each image's crops with a "
+                        "regression fitted on the others).")
+    for index, sample in enumerate(labelled):
         height, width = sample.labels.shape
         if min(height, width) < crop:
             raise DataError(f"{sample.source or sample.name}: image is {height}×{width}, smaller than the probe "
                             f"crop {crop}; pass a smaller --crop.")
         boxes = [random_crop_box(height, width, crop, generator) for _ in range(per_image)]
         image = image_tensor(sample.image, device)
-        crops = torch.stack([image[:, top:top + crop, left:left + crop] for top, left in boxes])
+        yield index, sample, boxes, torch.stack([image[:, top:top + crop, left:left + crop] for top, left in boxes])
+
+
+@torch.no_grad()
+def probe_features(encoder: nn.Module, samples: Sequence[Sample], crop: int, per_image: int, seed: int = 0,
+                   device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features (N, C), targets (N, 2) as TARGETS, image index per crop (N,)) for ``per_image`` seeded
+    random crops of every labelled sample; the same crops for every encoder given the same seed."""
+    encoder.eval().to(device)
+    features, targets, groups = [], [], []
+    for index, sample, boxes, crops in _probe_crops(samples, crop, per_image, seed, device):
         features.append(encoder(normalize(crops))[-1].mean(dim=(2, 3)).float().cpu().numpy())
         nuclei = nuclei_table(sample.labels)
         targets += [crop_targets(*nuclei, top, left, crop) for top, left in boxes]
         groups += [index] * per_image
-    if len(set(groups)) < 2:
-        raise DataError("the probe needs at least 2 labelled images (it scores each image's crops with a "
-                        "regression fitted on the others).")
     return np.concatenate(features), np.array(targets), np.array(groups)
+
+
+def _resize(crops: torch.Tensor, side: int) -> torch.Tensor:
+    # antialiased on the way down (a coarser scan), bilinear on the way up (as the pretext zooms)
+    return F.interpolate(crops, size=(side, side), mode="bilinear", antialias=side < crops.shape[-1],
+                         align_corners=False)
+
+
+@torch.no_grad()
+def blur_shares(encoder: nn.Module, samples: Sequence[Sample], crop: int, scales: Sequence[int],
+                per_image: int = 32, seed: int = 0, device: torch.device | str = "cpu") -> dict[int, float | None]:
+    """{s: blur share} of the density-map activation (channel mean of the last-but-one feature map, as
+    in ``bench.figures.density_maps``) on the probe's crops; None where zooming does not lower it."""
+    if not all(0 < s < crop for s in scales):
+        raise DataError(f"resampling scales must lie in (0, crop={crop}); got {list(scales)}.")
+    encoder.eval().to(device)
+    response = {"native": 0.0} | {(view, s): 0.0 for s in scales for view in ("zoomed", "resampled")}
+
+    def activation(views: torch.Tensor) -> float:
+        uint8 = views.round().clamp(0, 255).to(torch.uint8)
+        return float(encoder(normalize(uint8))[-2].float().mean(dim=(1, 2, 3)).sum())
+
+    for _, _, _, crops in _probe_crops(samples, crop, per_image, seed, device):
+        crops = crops.float()
+        response["native"] += activation(crops)
+        for s in scales:
+            top = (crop - s) // 2
+            response["zoomed", s] += activation(_resize(crops[..., top:top + s, top:top + s], crop))
+            response["resampled", s] += activation(_resize(_resize(crops, s), crop))
+    shares = {}
+    for s in scales:
+        drop = response["native"] - response["zoomed", s]
+        shares[s] = (response["native"] - response["resampled", s]) / drop if drop > 0 else None
+    return shares
 
 
 def ridge_r2(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, alpha: float = 10.0) -> np.ndarray:

@@ -16,10 +16,10 @@ from sslbench.bench.leaderboard import seed_values, select_rows, strategy_label
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.data.base import image_tensor
-from sslbench.data.image import normalize
 from sslbench.errors import DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
 from sslbench.eval.overlay import dense_box, draw_overlay
+from sslbench.eval.probe import density_activation, zoomed
 from sslbench.pipeline.artifact import EncoderArtifact
 
 SSL = "instance_aware"
@@ -94,13 +94,8 @@ def density_maps(encoder, positive: np.ndarray, scales: list[int]) -> tuple[list
     starts fresh at finetuning), so the encoder's features are what the pretext task shaped."""
     size = positive.shape[0]
     x = image_tensor(positive)[None].float()
-    crops = [x]
-    for scale in scales:
-        top = (size - scale) // 2
-        crops.append(F.interpolate(x[..., top:top + scale, top:top + scale], size=(size, size), mode="bilinear",
-                                   align_corners=False))
-    batch = torch.cat(crops).round().clamp(0, 255).to(torch.uint8)
-    features = encoder.eval()(normalize(batch))[-2].mean(dim=1, keepdim=True)
+    batch = torch.cat([x, *(zoomed(x, scale) for scale in scales)]).round().clamp(0, 255).to(torch.uint8)
+    features = density_activation(encoder.eval(), batch)[:, None]
     maps = F.interpolate(features, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
     return [c.permute(1, 2, 0).numpy() for c in batch], list(maps.numpy())
 

@@ -91,26 +91,38 @@ def _resize(crops: torch.Tensor, side: int) -> torch.Tensor:
                          align_corners=False)
 
 
+def zoomed(crops: torch.Tensor, side: int) -> torch.Tensor:
+    """Float (B, 3, c, c) crops -> their centre side² sub-crops resized to c², as the pretext zooms negatives."""
+    size = crops.shape[-1]
+    top = (size - side) // 2
+    return _resize(crops[..., top:top + side, top:top + side], size)
+
+
+@torch.no_grad()
+def density_activation(encoder: nn.Module, images_uint8: torch.Tensor) -> torch.Tensor:
+    """(B, h, w): the channel mean of the encoder's last-but-one feature map, what the Fig.-3 density
+    maps show (``bench.figures.density_maps``) and the blur share averages."""
+    return encoder(normalize(images_uint8))[-2].float().mean(dim=1)
+
+
 @torch.no_grad()
 def blur_shares(encoder: nn.Module, samples: Sequence[Sample], crop: int, scales: Sequence[int],
                 per_image: int = 32, seed: int = 0, device: torch.device | str = "cpu") -> dict[int, float | None]:
-    """{s: blur share} of the density-map activation (channel mean of the last-but-one feature map, as
-    in ``bench.figures.density_maps``) on the probe's crops; None where zooming does not lower it."""
+    """{s: blur share} of the mean ``density_activation`` on the probe's crops; None where zooming does
+    not lower it."""
     if not all(0 < s < crop for s in scales):
         raise DataError(f"resampling scales must lie in (0, crop={crop}); got {list(scales)}.")
     encoder.eval().to(device)
     response = {"native": 0.0} | {(view, s): 0.0 for s in scales for view in ("zoomed", "resampled")}
 
     def activation(views: torch.Tensor) -> float:
-        uint8 = views.round().clamp(0, 255).to(torch.uint8)
-        return float(encoder(normalize(uint8))[-2].float().mean(dim=(1, 2, 3)).sum())
+        return float(density_activation(encoder, views.round().clamp(0, 255).to(torch.uint8)).mean(dim=(1, 2)).sum())
 
     for _, _, _, crops in _probe_crops(samples, crop, per_image, seed, device):
         crops = crops.float()
         response["native"] += activation(crops)
         for s in scales:
-            top = (crop - s) // 2
-            response["zoomed", s] += activation(_resize(crops[..., top:top + s, top:top + s], crop))
+            response["zoomed", s] += activation(zoomed(crops, s))
             response["resampled", s] += activation(_resize(_resize(crops, s), crop))
     shares = {}
     for s in scales:

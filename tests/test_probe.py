@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from sslbench.cli import app
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine.weights import save_encoder
+from sslbench.bench.figures import density_views
 from sslbench.errors import DataError
 from sslbench.eval.probe import blur_shares, crop_targets, nuclei_table, probe_features, ridge_r2
 from sslbench.models import build_encoder
@@ -63,6 +64,24 @@ def test_blur_share_is_near_one_for_an_encoder_that_sees_only_sharpness():
     assert set(shares) == {64, 32} and all(0.8 < share < 1.2 for share in shares.values())
     with pytest.raises(DataError, match="resampling scales"):
         blur_shares(SharpnessEncoder(), samples, crop=96, scales=[96], per_image=4)
+
+
+def test_density_views_pair_each_zoomed_negative_with_the_positive_at_its_blur():
+    positive = Synthetic(num_images=1, size=96, seed=2).load()[0].image
+    titles, views = density_views(positive, [64, 32])
+    assert len(titles) == views.shape[0] == 5 and views.dtype == torch.uint8 and views.shape[-1] == 96
+    native, zoomed_64, resampled_64, zoomed_32, resampled_32 = views.float().mean(dim=1)
+
+    def similarity(view):
+        return np.corrcoef(native.flatten(), view.flatten())[0, 1]
+
+    def sharpness(view):
+        return float(view.diff(dim=0).abs().mean())
+
+    # resampled: the positive's own nuclei at the negative's blur; zoomed: other, larger content
+    assert similarity(resampled_64) > 0.9 and similarity(resampled_64) > similarity(zoomed_64) + 0.3
+    assert similarity(resampled_32) > similarity(zoomed_32) + 0.3
+    assert sharpness(native) > sharpness(resampled_64) > sharpness(resampled_32)
 
 
 def test_probe_cli_scores_saved_encoders(tmp_path):

@@ -19,7 +19,7 @@ from sslbench.data.base import image_tensor
 from sslbench.errors import DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
 from sslbench.eval.overlay import dense_box, draw_overlay
-from sslbench.eval.probe import density_activation, zoomed
+from sslbench.eval.probe import default_scales, density_activation, resampled, zoomed
 from sslbench.pipeline.artifact import EncoderArtifact
 
 SSL = "instance_aware"
@@ -86,45 +86,62 @@ def overlay_figure(out: Path, rows: list[dict], path: Path) -> Path:
     return path
 
 
-@torch.no_grad()
-def density_maps(encoder, positive: np.ndarray, scales: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The positive crop and one negative per scale (its centre sub-crop resized to the crop size, as the
-    pretext samples them) with the channel-mean of the encoder's last-but-one feature map, upsampled.
-    The paper shows its last deconvolution (decoder) layer; only the encoder is pretrained (the decoder
-    starts fresh at finetuning), so the encoder's features are what the pretext task shaped."""
+def density_views(positive: np.ndarray, scales: list[int]) -> tuple[list[str], torch.Tensor]:
+    """The positive crop, then per side s its zoomed view (the centre s² resized up, as the pretext
+    makes negatives) and its resampled view (down to s² and back up: the same nuclei, the zoomed
+    view's blur), as one uint8 batch with a title per view."""
     size = positive.shape[0]
     x = image_tensor(positive)[None].float()
-    batch = torch.cat([x, *(zoomed(x, scale) for scale in scales)]).round().clamp(0, 255).to(torch.uint8)
-    features = density_activation(encoder.eval(), batch)[:, None]
-    maps = F.interpolate(features, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
-    return [c.permute(1, 2, 0).numpy() for c in batch], list(maps.numpy())
+    titles, views = ["positive"], [x]
+    for side in scales:
+        titles += [f"zoomed {side}² → {size}²\n(a negative)", f"resampled via {side}²\n(same nuclei, its blur)"]
+        views += [zoomed(x, side), resampled(x, side)]
+    return titles, torch.cat(views).round().clamp(0, 255).to(torch.uint8)
+
+
+@torch.no_grad()
+def density_maps(encoder, views: torch.Tensor) -> list[np.ndarray]:
+    """Each view's density map: the channel mean of the encoder's last-but-one feature map, upsampled to
+    the view. The paper shows its last deconvolution (decoder) layer; only the encoder is pretrained (the
+    decoder starts fresh at finetuning), so the encoder's features are what the pretext task shaped."""
+    features = density_activation(encoder.eval(), views)[:, None]
+    return list(F.interpolate(features, size=tuple(views.shape[-2:]), mode="bilinear", align_corners=False)[:, 0].numpy())
 
 
 def density_figure(out: Path, rows: list[dict], path: Path) -> Path:
-    """Fig. 3: what the instance-aware encoder responds to, positive vs its zoomed-in negatives."""
-    row = _pick(rows, SSL)
-    if row is None:
-        raise DataError("the density maps need a finished instance_aware job.")
-    cfg = row["config"]
-    encoder, _ = EncoderArtifact(out / row["encoder"]).module()
-    image = np.load(out / "samples" / str(np.load(out / row["prediction"])["sample"]))["image"]
-    size = min(cfg["pretext"]["crop"], *image.shape[:2]) // 32 * 32
+    """Fig. 3 for every strategy's encoder (lowest seed; scratch's is its random init), on one crop of a
+    test image: the positive, its zoomed negatives and beside each the positive resampled to that
+    negative's blur. A map that darkens as much on the resampled view as on the zoomed one responds to
+    blur, not to fewer or larger nuclei."""
+    picked = [row for strategy in dict.fromkeys(r["strategy"] for r in rows) if (row := _pick(rows, strategy))]
+    if not picked:
+        raise DataError("the density maps need a finished job that saved its prediction.")
+    image = np.load(out / "samples" / str(np.load(out / picked[0]["prediction"])["sample"]))["image"]
+    # the instance-aware pretext's crop and negative sides where a job has them, the probe's otherwise
+    sized = next((r["config"]["pretext"] for r in picked if "neg_scales" in r["config"]["pretext"]), None)
+    size = min(sized["crop"] if sized else picked[0]["config"]["finetune"]["crop"], *image.shape[:2]) // 32 * 32
+    scales = [s for s in (sized["neg_scales"] if sized else default_scales(size)) if s < size]
     top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
-    scales = [s for s in cfg["pretext"]["neg_scales"] if s < size]
-    crops, maps = density_maps(encoder, image[top:top + size, left:left + size], scales)
-    vmax = max(float(m.max()) for m in maps)
-    vmin = min(float(m.min()) for m in maps)
-    fig = Figure(figsize=(2.6 * len(crops), 5.4), layout="constrained")
-    axes = fig.subplots(2, len(crops), squeeze=False)
-    for i, (crop, density) in enumerate(zip(crops, maps)):
-        axes[0, i].imshow(crop)
-        axes[0, i].set_title("positive" if i == 0 else f"negative {scales[i - 1]}² → {size}²", fontsize=9)
-        shown = axes[1, i].imshow(density, cmap="jet", vmin=vmin, vmax=vmax)
-        for ax in axes[:, i]:
-            ax.axis("off")
-    fig.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.8, label="mean activation")
-    fig.suptitle(f"Density maps, {strategy_label(SSL)} encoder (seed {row['seed']}; one colour scale)")
-    fig.savefig(path, dpi=110)
+    titles, views = density_views(image[top:top + size, left:left + size], scales)
+    fig = Figure(figsize=(1.9 * len(titles) + 1.2, 2.2 * (len(picked) + 1)), layout="constrained")
+    axes = fig.subplots(len(picked) + 1, len(titles), squeeze=False)
+    for ax, title, view in zip(axes[0], titles, views):
+        ax.imshow(view.permute(1, 2, 0).numpy())
+        ax.set_title(title, fontsize=8)
+    for ax_row, row in zip(axes[1:], picked):
+        encoder, _ = EncoderArtifact(out / row["encoder"]).module()
+        maps = density_maps(encoder, views)
+        low, high = min(float(m.min()) for m in maps), max(float(m.max()) for m in maps)
+        for ax, density in zip(ax_row, maps):
+            shown = ax.imshow(density, cmap="jet", vmin=low, vmax=high)
+        ax_row[0].set_ylabel(f"{strategy_label(row['strategy'])}\n(seed {row['seed']})", fontsize=8)
+        fig.colorbar(shown, ax=ax_row.tolist(), shrink=0.8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Density maps (Fig. 3): channel mean of each encoder's last-but-one feature map, "
+                 "one colour scale per encoder")
+    fig.savefig(path, dpi=100)
     return path
 
 

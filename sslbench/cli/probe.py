@@ -46,11 +46,11 @@ def probe(
     area per crop, from the encoder's pooled deepest features (scratch encoders are the baseline), and
     the blur share: how much of the density-map drop on a zoomed view blur alone reproduces."""
     from sslbench.config import load_component
-    from sslbench.eval.probe import TARGETS, blur_shares, probe_encoder
+    from sslbench.eval.probe import TARGETS, blur_shares, default_scales, probe_encoder
     from sslbench.pipeline.artifact import EncoderArtifact
     from sslbench.pipeline.data import load_samples
 
-    scales = scales or [crop * 3 // 4, crop // 2, crop // 4, crop // 8]
+    scales = scales or default_scales(crop)
     files = encoder_files(encoders)
     samples = load_samples(dict(load_component("preset", "smoke").data) if data is None else
                            {"type": "path", "path": str(data)}, None)

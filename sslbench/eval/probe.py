@@ -91,11 +91,21 @@ def _resize(crops: torch.Tensor, side: int) -> torch.Tensor:
                          align_corners=False)
 
 
+def default_scales(crop: int) -> list[int]:
+    """The zoom sides the probe and the density figure use unless told: 3/4, 1/2, 1/4, 1/8 of the crop."""
+    return [crop * 3 // 4, crop // 2, crop // 4, crop // 8]
+
+
 def zoomed(crops: torch.Tensor, side: int) -> torch.Tensor:
     """Float (B, 3, c, c) crops -> their centre side² sub-crops resized to c², as the pretext zooms negatives."""
     size = crops.shape[-1]
     top = (size - side) // 2
     return _resize(crops[..., top:top + side, top:top + side], size)
+
+
+def resampled(crops: torch.Tensor, side: int) -> torch.Tensor:
+    """Float (B, 3, c, c) crops -> down to side² and back up: the same nuclei, the zoomed view's blur."""
+    return _resize(_resize(crops, side), crops.shape[-1])
 
 
 @torch.no_grad()
@@ -123,7 +133,7 @@ def blur_shares(encoder: nn.Module, samples: Sequence[Sample], crop: int, scales
         response["native"] += activation(crops)
         for s in scales:
             response["zoomed", s] += activation(zoomed(crops, s))
-            response["resampled", s] += activation(_resize(_resize(crops, s), crop))
+            response["resampled", s] += activation(resampled(crops, s))
     shares = {}
     for s in scales:
         drop = response["native"] - response["zoomed", s]

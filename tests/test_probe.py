@@ -7,10 +7,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from sslbench.bench.figures import density_views
 from sslbench.cli import app
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine.weights import save_encoder
-from sslbench.bench.figures import density_views
 from sslbench.errors import DataError
 from sslbench.eval.probe import blur_shares, crop_targets, nuclei_table, probe_features, ridge_r2
 from sslbench.models import build_encoder

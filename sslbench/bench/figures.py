@@ -99,7 +99,6 @@ def density_views(positive: np.ndarray, scales: list[int]) -> tuple[list[str], t
     return titles, torch.cat(views).round().clamp(0, 255).to(torch.uint8)
 
 
-@torch.no_grad()
 def density_maps(encoder, views: torch.Tensor) -> list[np.ndarray]:
     """Each view's density map: the channel mean of the encoder's last-but-one feature map, upsampled to
     the view. The paper shows its last deconvolution (decoder) layer; only the encoder is pretrained (the

@@ -23,7 +23,7 @@ from test_bench_store import record
 
 SUITE = ["--suite", "table3", "--skip", "instance_aware_st", "--skip", "instance_aware_cr", *TINY]
 SAME = ("key", "suite", "strategy", "fraction", "fold", "seed", "preset", "context", "config", "scores",
-        "test_names", "encoder", "prediction")
+        "test_names", "train_names", "val_names", "encoder", "prediction")
 
 
 def bench(out, *extra):

@@ -46,6 +46,7 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     assert [r["strategy"] for r in rows] == ["scratch", "instance_aware"]
     for row in rows:
         assert row["test_names"] == [s.name for s in test_set] and row["test_images"] == 2
+        assert row["train_names"] and row["val_names"] and not set(row["train_names"]) & set(row["val_names"])
         assert row["context"]["test_data"] == str(test_data.resolve()) and row["device"] == "cpu"
         assert 0 <= row["aji"] <= 1 and row["scores"]["per_image_mean"]["aji"] == pytest.approx(
             sum(p["aji"] for p in row["scores"]["per_image"]) / 2)

@@ -8,10 +8,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 
 import pytest
 
 from sslbench.bench.leaderboard import paired_difference, run_table, suite_leaderboard, to_csv, to_markdown, write_board
+from sslbench.bench import store as store_module
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.errors import DataError
@@ -65,6 +67,22 @@ def test_rows_round_trip_and_force_replaces(tmp_path):
     legacy["scores"]["dataset"] = legacy["scores"].pop("summed")  # a store written before the rename
     store.add(legacy)
     assert [r["scores"]["summed"]["aji"] for r in store.rows() if r["key"] == "old"] == [0.2]
+
+
+def test_a_store_from_before_the_split_names_gains_them_and_the_caption_names_the_labelled_images(tmp_path):
+    with closing(sqlite3.connect(tmp_path / "results.sqlite")) as db, db:  # the schema before 0.3
+        db.execute(store_module._SCHEMA.replace("train_names TEXT,", "").replace("val_names TEXT,", ""))
+    old = record("scratch", 0.3, seed=0, fraction=0.1)
+    Store(tmp_path).add(old)  # opening adds the columns; this row has none
+    for strategy, seed, image in (("scratch", 1, "img-7"), ("simclr", 1, "img-7"), ("scratch", 2, "img-2")):
+        store = Store(tmp_path)
+        store.add(dict(record(strategy, 0.4, seed=seed, fraction=0.1), train_names=[image], val_names=["img-9"]))
+        store.add(dict(record(strategy, 0.5, seed=seed), train_names=[image, "img-8"], val_names=["img-9"]))
+    rows = {(r["strategy"], r["seed"], r["fraction"]): r for r in Store(tmp_path).rows()}
+    assert rows[("scratch", 0, 0.1)]["train_names"] is None
+    assert rows[("simclr", 1, 0.1)]["train_names"] == ["img-7"] and rows[("simclr", 1, 1.0)]["val_names"] == ["img-9"]
+    board = suite_leaderboard(tmp_path, load_suite("zoo"))
+    assert "; labelled at 10 %: seed 1 img-7; seed 2 img-2." in board.caption
 
 
 def test_a_failed_write_leaves_no_row_and_a_missing_store_is_a_one_line_error(tmp_path):

@@ -266,6 +266,7 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
         extra += ("; train/val split and labelled subset redrawn per seed"
                   if rows[0]["config"]["split"].get("resample_per_seed")
                   else "; one train/val split and labelled subset for every seed (std: initialisation and sampling)")
+    extra += labelled_subsets(rows)
     paper = "CPM, 5-fold cross-validation" if suite.folds else "MoNuSeg 2018 test set"
     paper = f" | paper (Δ), as printed ({paper})" if suite.paper else " (the paper has no numbers for this suite)"
     return (f"Data: {data}; preset {context['preset']}; backbone {context['backbone']}; "
@@ -273,6 +274,18 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
             f"Aggregation: {aggregation} ({AGGREGATION_TEXT[aggregation]}). "
             f"Cells: ours mean ± std over seeds (Δ vs scratch: mean of the per-seed differences [95 % t-interval]"
             f"){paper}; best of ours per column in bold.")
+
+
+def labelled_subsets(rows: list[dict]) -> str:
+    """Which images each seed finetuned on below 100 % labels: a few images decide such a column, so
+    the reader needs their names (rows stored before the names were recorded are left out)."""
+    subsets = {}
+    for row in sorted(rows, key=lambda r: (r["fraction"], r["fold"] or 0, r["seed"])):
+        if row["fraction"] < 1 and row.get("train_names") is not None:
+            fold = "" if row["fold"] is None else f"fold {row['fold'] + 1} "
+            subsets.setdefault(row["fraction"], {})[f"{fold}seed {row['seed']}"] = ", ".join(row["train_names"])
+    return "".join(f"; labelled at {fraction * 100:g} %: " + "; ".join(f"{who} {names}" for who, names in runs.items())
+                   for fraction, runs in subsets.items())
 
 
 def suite_leaderboard(out: Path, suite: Suite, aggregation: str = DEFAULT_AGGREGATION) -> Board:

@@ -25,7 +25,9 @@ RESULTS_FOLDER = "results"  # one JSON row per job finished by a launched task, 
 # Headline metrics with the default aggregation (per-image mean, as the paper and MoNuSeg report) as
 # plain columns for SQL users; both aggregations and the per-image values are in ``scores`` (JSON).
 METRIC_COLUMNS = ("aji", "aji_plus", "pq", "dice", "f1")
-_JSON_COLUMNS = ("config", "scores", "versions", "context", "test_names")
+_JSON_COLUMNS = ("config", "scores", "versions", "context", "test_names", "train_names", "val_names")
+# columns added after 0.2; a store written before gets them (NULL in its old rows) when opened
+_ADDED_COLUMNS = ("train_names", "val_names")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
@@ -42,6 +44,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     scores TEXT NOT NULL,          -- JSON: {{"per_image_mean", "summed", "per_image"}}
     test_images INTEGER NOT NULL,
     test_names TEXT NOT NULL,
+    train_names TEXT,              -- the labelled images this job finetuned on (its label fraction's subset)
+    val_names TEXT,                -- and chose its checkpoint and post-processing on
     pretrain_seconds REAL,         -- NULL when the encoder was reused from an earlier job
     finetune_seconds REAL NOT NULL,
     device TEXT NOT NULL,
@@ -62,6 +66,10 @@ class Store:
         try:
             with closing(self._connect()) as db, db:
                 db.execute(_SCHEMA)
+                present = {c["name"] for c in db.execute("PRAGMA table_info(jobs)")}
+                for column in _ADDED_COLUMNS:
+                    if column not in present:
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{self.path}: not a readable results database ({exc}); move it away.") from None
 
@@ -113,7 +121,8 @@ class Store:
         """Every finished job, oldest first, JSON columns decoded."""
         with closing(self._connect()) as db:
             rows = db.execute("SELECT * FROM jobs ORDER BY finished_at, rowid").fetchall()
-        decoded = [{k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in row.keys()} for row in rows]
+        decoded = [{k: json.loads(row[k]) if k in _JSON_COLUMNS and row[k] is not None else row[k] for k in row.keys()}
+                   for row in rows]
         for row in decoded:  # stores written before 0.2 named the summed aggregation "dataset"
             if "dataset" in row["scores"]:
                 row["scores"]["summed"] = row["scores"].pop("dataset")

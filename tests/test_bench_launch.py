@@ -36,7 +36,7 @@ def task_spans(folder):
     spans = []
     for submitted in folder.glob("*_submitted.pkl"):
         job = submitted.name.split("_")[0]
-        kind = re.search(r"^(pretrain|finetune)_task: ", (folder / f"{job}_0_log.out").read_text(), re.M)[1]
+        kind = re.search(r"^\d{4}-\d\d-\d\d [\d:,]+ INFO (pretrain|finetune)_task: ", (folder / f"{job}_0_log.out").read_text(), re.M)[1]
         spans.append((submitted.stat().st_mtime, (folder / f"{job}_0_result.pkl").stat().st_mtime, kind))
     return sorted(spans)
 

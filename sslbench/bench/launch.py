@@ -107,9 +107,13 @@ def run_task(task: Callable[[BenchOptions, PlannedJob], str], opts: BenchOptions
     load_entry_point_plugins()
     for spec in opts.plugins:
         load_plugin(spec)
+    from sslbench.engine.loop import LOG_FORMAT
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))  # timestamps: step times are read from these logs
     logger = logging.getLogger("sslbench")
     logger.setLevel(logging.INFO)
-    logger.addHandler(logging.StreamHandler(sys.stdout))
+    logger.addHandler(handler)
     logger.info("%s: %s (job key %s) in %s", task.__name__, planned.job.label, planned.key, opts.out)
     return task(opts, planned)
 

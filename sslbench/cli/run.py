@@ -31,8 +31,10 @@ def attach_log_file(path: Path) -> logging.Handler:
     """The run's log file; under torchrun only rank 0 writes it (the others log nowhere)."""
     if not distributed.is_main():
         return logging.NullHandler()
+    from sslbench.engine.loop import LOG_FORMAT
+
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logger = logging.getLogger("sslbench")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)

@@ -22,6 +22,7 @@ from sslbench.engine.weights import remove_stale_temps
 from sslbench.errors import SslbenchError
 
 log = logging.getLogger("sslbench")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"  # every sink of these lines: log.txt, launched tasks
 
 
 class NumericError(SslbenchError, RuntimeError):

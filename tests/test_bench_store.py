@@ -70,7 +70,7 @@ def test_rows_round_trip_and_force_replaces(tmp_path):
 
 
 def test_a_store_from_before_the_split_names_gains_them_and_the_caption_names_the_labelled_images(tmp_path):
-    with closing(sqlite3.connect(tmp_path / "results.sqlite")) as db, db:  # the schema before 0.3
+    with closing(sqlite3.connect(tmp_path / "results.sqlite")) as db, db:  # the schema before the split names
         db.execute(store_module._SCHEMA.replace("train_names TEXT,", "").replace("val_names TEXT,", ""))
     old = record("scratch", 0.3, seed=0, fraction=0.1)
     Store(tmp_path).add(old)  # opening adds the columns; this row has none

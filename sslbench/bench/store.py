@@ -26,7 +26,7 @@ RESULTS_FOLDER = "results"  # one JSON row per job finished by a launched task, 
 # plain columns for SQL users; both aggregations and the per-image values are in ``scores`` (JSON).
 METRIC_COLUMNS = ("aji", "aji_plus", "pq", "dice", "f1")
 _JSON_COLUMNS = ("config", "scores", "versions", "context", "test_names", "train_names", "val_names")
-# columns added after 0.2; a store written before gets them (NULL in its old rows) when opened
+# columns added to the schema later: an older store gains them (NULL in its old rows) when opened
 _ADDED_COLUMNS = ("train_names", "val_names")
 
 _SCHEMA = f"""

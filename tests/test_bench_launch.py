@@ -65,6 +65,7 @@ def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp
     resumed = runner.invoke(app, bench(out, "--launcher", "local")[3:])
     assert resumed.exit_code == 0, resumed.output
     assert "1 jobs run, 1 already done (skipped)" in resumed.output
+    assert f"Running 2 local tasks, 1 at a time; each task's log: {out.resolve() / 'submitit'}/" in resumed.output
     rows = {row["key"]: row for row in Store(out).rows()}
     assert rows.keys() == expected.keys()
     for key, row in rows.items():

@@ -174,7 +174,11 @@ def submit(opts: BenchOptions, plan: list[PlannedJob], launch: LaunchOptions, co
     import torch
 
     gpus = visible_gpus(opts.device, dict(os.environ), torch.cuda.device_count())
-    failures = _wait_locally(executor, opts, groups, launch.local_parallel or max(len(gpus), 1), gpus, console)
+    parallel = launch.local_parallel or max(len(gpus), 1)
+    if console is not None:  # the tasks' step logs go there, not to log.txt
+        console.print(f"Running {len(plan) + len(groups)} local tasks, {parallel} at a time; each task's log: "
+                      f"{opts.out / 'submitit'}/<task id>_0_log.out", highlight=False, soft_wrap=True)
+    failures = _wait_locally(executor, opts, groups, parallel, gpus, console)
     merge_results(opts.out, warn)
     if failures:
         (label, key, job), count = failures[0], len(failures)

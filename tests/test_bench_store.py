@@ -12,8 +12,8 @@ from contextlib import closing
 
 import pytest
 
-from sslbench.bench.leaderboard import paired_difference, run_table, suite_leaderboard, to_csv, to_markdown, write_board
 from sslbench.bench import store as store_module
+from sslbench.bench.leaderboard import paired_difference, run_table, suite_leaderboard, to_csv, to_markdown, write_board
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.errors import DataError
@@ -73,9 +73,9 @@ def test_a_store_from_before_the_split_names_gains_them_and_the_caption_names_th
     with closing(sqlite3.connect(tmp_path / "results.sqlite")) as db, db:  # the schema before the split names
         db.execute(store_module._SCHEMA.replace("train_names TEXT,", "").replace("val_names TEXT,", ""))
     old = record("scratch", 0.3, seed=0, fraction=0.1)
-    Store(tmp_path).add(old)  # opening adds the columns; this row has none
+    store = Store(tmp_path)  # opening adds the columns
+    store.add(old)  # a row without names
     for strategy, seed, image in (("scratch", 1, "img-7"), ("simclr", 1, "img-7"), ("scratch", 2, "img-2")):
-        store = Store(tmp_path)
         store.add(dict(record(strategy, 0.4, seed=seed, fraction=0.1), train_names=[image], val_names=["img-9"]))
         store.add(dict(record(strategy, 0.5, seed=seed), train_names=[image, "img-8"], val_names=["img-9"]))
     rows = {(r["strategy"], r["seed"], r["fraction"]): r for r in Store(tmp_path).rows()}

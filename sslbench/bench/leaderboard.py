@@ -281,7 +281,7 @@ def labelled_subsets(rows: list[dict]) -> str:
     the reader needs their names (rows stored before the names were recorded are left out)."""
     subsets = {}
     for row in sorted(rows, key=lambda r: (r["fraction"], r["fold"] or 0, r["seed"])):
-        if row["fraction"] < 1 and row.get("train_names") is not None:
+        if row["fraction"] < 1 and row["train_names"] is not None:
             fold = "" if row["fold"] is None else f"fold {row['fold'] + 1} "
             subsets.setdefault(row["fraction"], {})[f"{fold}seed {row['seed']}"] = ", ".join(row["train_names"])
     return "".join(f"; labelled at {fraction * 100:g} %: " + "; ".join(f"{who} {names}" for who, names in runs.items())

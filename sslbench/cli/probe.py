@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sslbench.cli.app import app, console
+from sslbench.cli.app import app, console, err_console
 from sslbench.errors import DataError
 
 
@@ -55,11 +56,19 @@ def probe(
     samples = load_samples(dict(load_component("preset", "smoke").data) if data is None else
                            {"type": "path", "path": str(data)}, None)
     scores = {}
-    for path in files:
-        encoder, metadata = EncoderArtifact(path).module()
-        scores[str(path)] = {"pretext": metadata.get("pretext"),
-                             **probe_encoder(encoder, samples, crop, crops_per_image, seed, device),
-                             "blur_share": blur_shares(encoder, samples, crop, scales, crops_per_image, seed, device)}
+    # minutes per encoder at real sizes; on stderr, so --json's stdout stays one object
+    columns = (TextColumn("probing [bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task("probing", total=len(files), name="")
+        for path in files:
+            progress.update(task, name=path.name)
+            encoder, metadata = EncoderArtifact(path).module()
+            scores[str(path)] = {"pretext": metadata.get("pretext"),
+                                 **probe_encoder(encoder, samples, crop, crops_per_image, seed, device),
+                                 "blur_share": blur_shares(encoder, samples, crop, scales, crops_per_image, seed,
+                                                           device)}
+            progress.advance(task)
     if as_json:
         typer.echo(json.dumps(scores))
         return

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 from sslbench.bench.figures import density_views
@@ -95,3 +96,19 @@ def test_probe_cli_scores_saved_encoders(tmp_path):
     assert set(scores["blur_share"]) == {"48", "32", "16", "8"}
     missing = CliRunner().invoke(app, ["probe", str(tmp_path / "nothing")])
     assert missing.exit_code != 0 and "no encoder here" in str(missing.exception)
+
+
+def test_probe_table_names_encoders_by_stem_when_those_are_unique(tmp_path, monkeypatch):
+    monkeypatch.setattr("sslbench.cli.probe.console", Console(width=400))  # whole paths on one line
+    torch.manual_seed(0)
+    state = build_encoder(BACKBONE).state_dict()
+    bench = [save_encoder(state, tmp_path / "bench" / "encoders" / f"{name}.safetensors",
+                          {"pretext": "scratch", "backbone": BACKBONE}) for name in ("scratch-s0", "scratch-s1")]
+    result = CliRunner().invoke(app, ["probe", *map(str, bench), "--crop", "64", "--crops-per-image", "2"])
+    assert result.exit_code == 0, result.output
+    assert "scratch-s0" in result.output and "scratch-s1" in result.output and str(tmp_path) not in result.output
+    runs = [save_encoder(state, tmp_path / run / "encoder.safetensors", {"pretext": "scratch", "backbone": BACKBONE})
+            for run in ("a", "b")]
+    result = CliRunner().invoke(app, ["probe", *map(str, runs), "--crop", "64", "--crops-per-image", "2"])
+    assert result.exit_code == 0, result.output
+    assert all(str(path) in result.output for path in runs)

@@ -80,7 +80,11 @@ def probe(
                   caption_justify="left")
     for column in ("encoder", "pretext", *(f"R² {t}" for t in TARGETS), *(f"blur share {s}" for s in scales)):
         table.add_column(column, justify="left" if column in ("encoder", "pretext") else "right", overflow="fold")
-    for path, row in scores.items():
+    # file stems when they tell the encoders apart (a bench folder's are strategy-s<seed>): a narrow
+    # terminal or a redirect would fold whole paths over many lines
+    stems = [Path(p).stem for p in scores]
+    labels = stems if len(set(stems)) == len(stems) else list(scores)
+    for label, row in zip(labels, scores.values()):
         shares = ("–" if v is None else f"{v:.2f}" for v in row["blur_share"].values())
-        table.add_row(path, str(row["pretext"]), *(f"{row[t]:.3f}" for t in TARGETS), *shares)
+        table.add_row(label, str(row["pretext"]), *(f"{row[t]:.3f}" for t in TARGETS), *shares)
     console.print(table)

@@ -13,7 +13,7 @@ from sslbench.cli import app
 from sslbench.data.synthetic import Synthetic
 from sslbench.engine.weights import save_encoder
 from sslbench.errors import DataError
-from sslbench.eval.probe import blur_shares, crop_targets, nuclei_table, probe_features, ridge_r2
+from sslbench.eval.probe import crop_targets, nuclei_table, probe_encoder, probe_images, ridge_r2
 from sslbench.models import build_encoder
 
 BACKBONE = dict(type="SmpEncoder", name="resnet18")
@@ -40,14 +40,17 @@ def test_ridge_r2_is_near_one_for_informative_features_and_not_above_zero_for_no
     assert (ridge_r2(rng.normal(size=(120, 12)), targets, groups) < 0.05).all()
 
 
-def test_probe_features_are_the_same_crops_for_every_encoder():
+def test_probe_images_are_the_same_crops_for_every_encoder():
     samples = Synthetic(num_images=3, size=96, seed=1).load()
     torch.manual_seed(0)
     first, second = build_encoder(BACKBONE), build_encoder(BACKBONE)
-    f1, t1, g1 = probe_features(first, samples, crop=64, per_image=4)
-    f2, t2, g2 = probe_features(second, samples, crop=64, per_image=4)
-    assert f1.shape == (12, 512) and np.array_equal(t1, t2) and np.array_equal(g1, g2)
-    assert not np.allclose(f1, f2) and t1[:, 0].max() > 0 and len(set(t1[:, 0])) > 3
+    (i1, f1, t1, _), *rest1 = probe_images(first, samples, crop=64, per_image=4)
+    (i2, f2, t2, _), *rest2 = probe_images(second, samples, crop=64, per_image=4)
+    assert i1 == i2 == 0 and [r[0] for r in rest1] == [1, 2] and f1.shape == (4, 512)
+    assert np.array_equal(t1, t2) and all(np.array_equal(a[2], b[2]) for a, b in zip(rest1, rest2))
+    assert not np.allclose(f1, f2)
+    counts = np.concatenate([t1[:, 0], *(r[2][:, 0] for r in rest1)])
+    assert counts.max() > 0 and len(set(counts)) > 3
 
 
 class SharpnessEncoder(torch.nn.Module):
@@ -61,10 +64,14 @@ class SharpnessEncoder(torch.nn.Module):
 
 def test_blur_share_is_near_one_for_an_encoder_that_sees_only_sharpness():
     samples = Synthetic(num_images=3, size=128, seed=2).load()
-    shares = blur_shares(SharpnessEncoder(), samples, crop=96, scales=[64, 32], per_image=4)
+    ticks = []
+    scores = probe_encoder(SharpnessEncoder(), samples, crop=96, per_image=4, scales=[64, 32],
+                           on_image=lambda: ticks.append(1))
+    shares = scores["blur_share"]
     assert set(shares) == {64, 32} and all(0.8 < share < 1.2 for share in shares.values())
+    assert len(ticks) == 3 and all(np.isfinite(scores[k]) for k in ("count", "log_size"))
     with pytest.raises(DataError, match="resampling scales"):
-        blur_shares(SharpnessEncoder(), samples, crop=96, scales=[96], per_image=4)
+        probe_encoder(SharpnessEncoder(), samples, crop=96, per_image=4, scales=[96])
 
 
 def test_density_views_pair_each_zoomed_negative_with_the_positive_at_its_blur():

@@ -47,7 +47,7 @@ def probe(
     area per crop, from the encoder's pooled deepest features (scratch encoders are the baseline), and
     the blur share: how much of the density-map drop on a zoomed view blur alone reproduces."""
     from sslbench.config import load_component
-    from sslbench.eval.probe import TARGETS, blur_shares, default_scales, probe_encoder
+    from sslbench.eval.probe import TARGETS, default_scales, probe_encoder
     from sslbench.pipeline.artifact import EncoderArtifact
     from sslbench.pipeline.data import load_samples
 
@@ -55,24 +55,23 @@ def probe(
     files = encoder_files(encoders)
     samples = load_samples(dict(load_component("preset", "smoke").data) if data is None else
                            {"type": "path", "path": str(data)}, None)
+    labelled = sum(s.labelled for s in samples)
     scores = {}
-    # minutes per encoder at real sizes; on stderr, so --json's stdout stays one object
+    # ticks per image (seconds each at real sizes, minutes per encoder); on stderr, so --json's stdout
+    # stays one object
     columns = (TextColumn("probing [bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task("probing", total=len(files), name="")
+        task = progress.add_task("probing", total=len(files) * labelled, name="")
         for path in files:
             progress.update(task, name=path.name)
             encoder, metadata = EncoderArtifact(path).module()
             scores[str(path)] = {"pretext": metadata.get("pretext"),
-                                 **probe_encoder(encoder, samples, crop, crops_per_image, seed, device),
-                                 "blur_share": blur_shares(encoder, samples, crop, scales, crops_per_image, seed,
-                                                           device)}
-            progress.advance(task)
+                                 **probe_encoder(encoder, samples, crop, crops_per_image, seed, scales, device,
+                                                 on_image=lambda: progress.advance(task))}
     if as_json:
         typer.echo(json.dumps(scores))
         return
-    labelled = sum(s.labelled for s in samples)
     table = Table(title=f"frozen-encoder probes: {crops_per_image} crops of {crop}² per image, {labelled} images",
                   caption="R²: leave-one-image-out, a ridge regression on pooled deepest features. Blur share "
                           "at side s: (native − resampled) / (native − zoomed) mean activation of the density "

@@ -19,7 +19,8 @@ Hand-written ridge (closed form, a few lines) because scikit-learn is not a depe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -70,21 +71,6 @@ def _probe_crops(samples: Sequence[Sample], crop: int, per_image: int, seed: int
         yield index, sample, boxes, torch.stack([image[:, top:top + crop, left:left + crop] for top, left in boxes])
 
 
-@torch.no_grad()
-def probe_features(encoder: nn.Module, samples: Sequence[Sample], crop: int, per_image: int, seed: int = 0,
-                   device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features (N, C), targets (N, 2) as TARGETS, image index per crop (N,)) for ``per_image`` seeded
-    random crops of every labelled sample; the same crops for every encoder given the same seed."""
-    encoder.eval().to(device)
-    features, targets, groups = [], [], []
-    for index, sample, boxes, crops in _probe_crops(samples, crop, per_image, seed, device):
-        features.append(encoder(normalize(crops))[-1].mean(dim=(2, 3)).float().cpu().numpy())
-        nuclei = nuclei_table(sample.labels)
-        targets += [crop_targets(*nuclei, top, left, crop) for top, left in boxes]
-        groups += [index] * per_image
-    return np.concatenate(features), np.array(targets), np.array(groups)
-
-
 def _resize(crops: torch.Tensor, side: int) -> torch.Tensor:
     # antialiased on the way down (a coarser scan), bilinear on the way up (as the pretext zooms)
     return F.interpolate(crops, size=(side, side), mode="bilinear", antialias=side < crops.shape[-1],
@@ -112,28 +98,42 @@ def resampled(crops: torch.Tensor, side: int) -> torch.Tensor:
 def density_activation(encoder: nn.Module, images_uint8: torch.Tensor) -> torch.Tensor:
     """(B, h, w): the channel mean of the encoder's last-but-one feature map, what the Fig.-3 density
     maps show (``bench.figures.density_maps``) and the blur share averages."""
-    return encoder(normalize(images_uint8))[-2].float().mean(dim=1)
+    return density_map(encoder(normalize(images_uint8)))
+
+
+def density_map(feature_maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(B, h, w): the channel mean of the last-but-one of an encoder's feature maps."""
+    return feature_maps[-2].float().mean(dim=1)
 
 
 @torch.no_grad()
-def blur_shares(encoder: nn.Module, samples: Sequence[Sample], crop: int, scales: Sequence[int],
-                per_image: int = 32, seed: int = 0, device: torch.device | str = "cpu") -> dict[int, float | None]:
-    """{s: blur share} of the mean ``density_activation`` on the probe's crops; None where zooming does
-    not lower it."""
+def probe_images(encoder: nn.Module, samples: Sequence[Sample], crop: int, per_image: int, seed: int = 0,
+                 scales: Sequence[int] = (), device: torch.device | str = "cpu"):
+    """One encoder pass per labelled sample over its seeded crops (and their zoomed and resampled views at
+    each of ``scales``), yielding (image index, pooled deepest features (per_image, C), targets (per_image,
+    2) as TARGETS, {"native" | (view, s): summed ``density_activation``}). The same crops for every
+    encoder given the same seed."""
     if not all(0 < s < crop for s in scales):
         raise DataError(f"resampling scales must lie in (0, crop={crop}); got {list(scales)}.")
     encoder.eval().to(device)
-    response = {"native": 0.0} | {(view, s): 0.0 for s in scales for view in ("zoomed", "resampled")}
 
     def activation(views: torch.Tensor) -> float:
         return float(density_activation(encoder, views.round().clamp(0, 255).to(torch.uint8)).mean(dim=(1, 2)).sum())
 
-    for _, _, _, crops in _probe_crops(samples, crop, per_image, seed, device):
-        crops = crops.float()
-        response["native"] += activation(crops)
+    for index, sample, boxes, crops in _probe_crops(samples, crop, per_image, seed, device):
+        maps = encoder(normalize(crops))  # the native crops' features and density map in one pass
+        response = {"native": float(density_map(maps).mean(dim=(1, 2)).sum())}
         for s in scales:
-            response["zoomed", s] += activation(zoomed(crops, s))
-            response["resampled", s] += activation(resampled(crops, s))
+            response["zoomed", s] = activation(zoomed(crops.float(), s))
+            response["resampled", s] = activation(resampled(crops.float(), s))
+        nuclei = nuclei_table(sample.labels)
+        targets = np.array([crop_targets(*nuclei, top, left, crop) for top, left in boxes])
+        yield index, maps[-1].mean(dim=(2, 3)).float().cpu().numpy(), targets, response
+
+
+def blur_shares(response: dict, scales: Sequence[int]) -> dict[int, float | None]:
+    """{s: (native − resampled) / (native − zoomed)} of summed activations; None where zooming does not
+    lower the activation."""
     shares = {}
     for s in scales:
         drop = response["native"] - response["zoomed", s]
@@ -159,6 +159,17 @@ def ridge_r2(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, alph
 
 
 def probe_encoder(encoder: nn.Module, samples: Sequence[Sample], crop: int = 128, per_image: int = 32,
-                  seed: int = 0, device: torch.device | str = "cpu") -> dict[str, float]:
-    """{"count": R², "log_size": R²} of the frozen ``encoder`` on ``samples``."""
-    return dict(zip(TARGETS, ridge_r2(*probe_features(encoder, samples, crop, per_image, seed, device)).tolist()))
+                  seed: int = 0, scales: Sequence[int] = (), device: torch.device | str = "cpu",
+                  on_image: Callable[[], None] = lambda: None) -> dict:
+    """{"count": R², "log_size": R², "blur_share": {s: share}} of the frozen ``encoder`` on ``samples``;
+    ``on_image`` is called after each labelled image (a progress bar's tick)."""
+    features, targets, groups, response = [], [], [], Counter()
+    for index, image_features, image_targets, image_response in probe_images(encoder, samples, crop, per_image,
+                                                                             seed, scales, device):
+        features.append(image_features)
+        targets.append(image_targets)
+        groups += [index] * len(image_targets)
+        response.update(image_response)
+        on_image()
+    r2 = ridge_r2(np.concatenate(features), np.concatenate(targets), np.array(groups))
+    return dict(zip(TARGETS, r2.tolist())) | {"blur_share": blur_shares(response, scales)}

@@ -152,7 +152,11 @@ def test_fold_leaderboard_averages_folds_per_seed_and_stacks_metrics(tmp_path):
     for fold, aji in enumerate([0.6, 0.8]):
         store.add(record("scratch", aji, fold=fold, context=context, dice=0.9))
     store.add(record("instance_aware", 0.7, fold=0, context=context))  # fold 2 missing: no average
+    assert "not over images" not in suite_leaderboard(tmp_path, load_suite("table4")).caption  # equal folds
+    store.add(dict(record("scratch", 0.8, fold=1, context=context, dice=0.9), test_images=3))
     board = suite_leaderboard(tmp_path, load_suite("table4"))
+    assert "3/4 images per fold (Average: the mean over folds, as in the paper's Table 4, not over images)" \
+        in board.caption
     assert [h for h, _ in board.columns] == ["Fold 1 ours | paper", "Fold 2 ours | paper", "Average ours | paper"]
     assert [row.label for row in board.rows if row.heading] == ["Dice %", "AJI %"]
     aji_scratch = board.rows[4].cells

@@ -257,6 +257,8 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
     counts = sorted({r["test_images"] for r in rows})
     if suite.folds:
         test = f"{suite.folds}-fold cross-validation, {'/'.join(map(str, counts))} images per fold"
+        if len(counts) > 1:  # then the folds' mean is not the mean over all held-out images
+            test += " (Average: the mean over folds, as in the paper's Table 4, not over images)"
     elif context["test_data"]:
         test = f"{counts[0]} labelled images of {context['test_data']}"
     else:

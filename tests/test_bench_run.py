@@ -63,6 +63,11 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     assert "| 65.29" in board.output and "| 70.63 (+5.34)" in board.output
     assert "2 labelled images of" in board.output and "Aggregation: per_image_mean" in board.output
     assert (out / "leaderboard-table3.md").read_text().count("\n| ") == 4 + 1  # header + 4 strategies
+    pairs = CliRunner().invoke(app, ["leaderboard", "--suite", "table3", "--out", str(out), "--format", "md",
+                                     "--pairs"])
+    assert pairs.exit_code == 0, pairs.output
+    assert "per-image pairs against scratch" in pairs.output and "/2 better, " in pairs.output
+    assert (out / "leaderboard-table3-pairs.md").is_file()
 
     figures = CliRunner().invoke(app, ["figures", "--out", str(out)])
     assert figures.exit_code == 0, figures.output

@@ -13,7 +13,8 @@ from contextlib import closing
 import pytest
 
 from sslbench.bench import store as store_module
-from sslbench.bench.leaderboard import paired_difference, run_table, suite_leaderboard, to_csv, to_markdown, write_board
+from sslbench.bench.leaderboard import (image_pairs, paired_difference, run_table, select_rows, suite_leaderboard,
+                                        to_csv, to_markdown, write_board)
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.errors import DataError
@@ -163,6 +164,26 @@ def test_fold_leaderboard_averages_folds_per_seed_and_stacks_metrics(tmp_path):
     assert [c.ours for c in aji_scratch] == pytest.approx([60.0, 80.0, 70.0])
     assert [c.paper for c in aji_scratch] == [None, None, 73.33]  # 2 folds: only the average compares
     assert board.rows[5].cells[2].ours is None and "2-fold cross-validation" in board.caption
+
+
+def test_image_pairs_count_wins_and_bootstrap_over_test_images(tmp_path):
+    store = Store(tmp_path)
+    images = ["a", "b", "c", "d"]
+    for seed in (0, 1):
+        for strategy, offsets in (("scratch", [0, 0, 0, 0]), ("instance_aware", [0.02, 0.04, -0.01, 0.03]),
+                                  ("instance_aware_control", [0.01] * 4)):
+            row = record(strategy, 0.5, seed=seed)
+            row["scores"]["per_image"] = [{"name": n, "aji": 0.5 + seed / 10 + o} for n, o in zip(images, offsets)]
+            store.add(row)
+    suite, rows, _ = select_rows(load_suite("controls"), Store(tmp_path).rows())
+    board = image_pairs(suite, rows, resamples=2000)
+    cells = {row.label: row.cells for row in board.rows}
+    assert [h for h, _ in board.columns] == ["100 %", "10 %"] and "Train-from-scratch" not in cells
+    paper, control = cells["SSL (Ours): L_ST + L_CR"][0].text, cells["Control: L_ST + L_CR, shuffled roles"][0].text
+    assert paper.startswith("6/8 better, +2.00 [") and control == "8/8 better, +1.00 [+1.00, +1.00]"
+    low, high = (float(x) for x in paper.split("[")[1].rstrip("]").split(", "))
+    assert -1.0 <= low < 2.0 < high <= 4.0  # within the per-image differences' range (−1 … +4 points)
+    assert cells["SSL (Ours): L_ST + L_CR"][1].text is None  # no 10 % rows
 
 
 @pytest.mark.parametrize("reference_only", [True, False])

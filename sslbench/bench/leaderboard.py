@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rich.markup import escape
 from rich.table import Table
 from scipy.stats import t as student_t
@@ -288,6 +289,46 @@ def labelled_subsets(rows: list[dict]) -> str:
             subsets.setdefault(row["fraction"], {})[f"{fold}seed {row['seed']}"] = ", ".join(row["train_names"])
     return "".join(f"; labelled at {fraction * 100:g} %: " + "; ".join(f"{who} {names}" for who, names in runs.items())
                    for fraction, runs in subsets.items())
+
+
+def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji", resamples: int = 10_000) -> Board:
+    """Each strategy against scratch per (seed, test image) pair of the same column, seed and fold: on how
+    many pairs it is better, the mean difference in points, and a 95 % percentile-bootstrap interval that
+    resamples test images (each drawn image brings its pairs of every seed). Fold suites pool their folds:
+    every held-out image is a pair."""
+    columns = ["all folds"] if suite.folds else list(suite.fractions)
+    scores = {(r["strategy"], "all folds" if suite.folds else r["fraction"], r["fold"], r["seed"]):
+              {p["name"]: 100 * p[metric] for p in r["scores"]["per_image"]} for r in rows}
+    # (strategy, column) -> {(fold, image): [difference to scratch per seed]}
+    differences: dict[tuple, dict[tuple, list[float]]] = {}
+    for (strategy, column, fold, seed), mine in scores.items():
+        base = scores.get(("scratch", column, fold, seed), {})
+        for image in mine.keys() & base.keys():
+            per_image = differences.setdefault((strategy, column), {})
+            per_image.setdefault((fold, image), []).append(mine[image] - base[image])
+    rng = np.random.default_rng(0)
+    board_rows = []
+    for strategy in (s for s in suite.strategies if s != "scratch"):
+        cells = []
+        for column in columns:
+            by_image = differences.get((strategy, column))
+            if not by_image:
+                cells.append(Cell())
+                continue
+            pairs = [d for ds in by_image.values() for d in ds]
+            sums = np.array([sum(ds) for ds in by_image.values()])
+            counts = np.array([len(ds) for ds in by_image.values()])
+            draws = rng.integers(len(sums), size=(resamples, len(sums)))
+            low, high = np.percentile(sums[draws].sum(1) / counts[draws].sum(1), [2.5, 97.5])
+            cells.append(Cell(text=f"{sum(d > 0 for d in pairs)}/{len(pairs)} better, "
+                                   f"{np.mean(pairs):+.2f} [{low:+.2f}, {high:+.2f}]"))
+        board_rows.append(Row(strategy_label(strategy), cells))
+    headers = [("Folds pooled", False)] if suite.folds else [(c, False) for c in suite.columns]
+    caption = (f"{METRIC_NAMES[metric]} of each (seed, test image) pair against scratch's on the same image, seed "
+               f"and split: pairs better / pairs, mean difference in points [95 % bootstrap interval, "
+               f"{resamples} resamples of the test images, seeds held: it shows the spread over images, not over "
+               f"seeds, which the leaderboard's t-interval shows].")
+    return Board(f"{suite.name}: per-image pairs against scratch", caption, headers, board_rows)
 
 
 def suite_leaderboard(out: Path, suite: Suite, aggregation: str = DEFAULT_AGGREGATION) -> Board:

@@ -19,18 +19,28 @@ def leaderboard(
                                                                      "files are written too).")] = "rich",
     aggregation: AggregationMode = typer.Option(DEFAULT_AGGREGATION, help="per_image_mean (mean of the per-image values, as "
                                     "the MoNuSeg challenge ranks) or summed (C and U summed over the test images)."),
+    pairs: bool = typer.Option(False, "--pairs", help="Also print each strategy against scratch per (seed, test "
+                                                      "image) pair: pairs better, mean difference, bootstrap interval "
+                                                      "over test images (leaderboard-<suite>-pairs.md/.csv)."),
 ) -> None:
     """Print a suite's leaderboard and write leaderboard-<suite>.md/.csv beside the database (after
     merging the results that launched tasks left in --out)."""
-    from sslbench.bench.leaderboard import suite_leaderboard, to_csv, to_markdown, to_rich, write_board
-    from sslbench.bench.store import merge_results
+    from sslbench.bench.leaderboard import (image_pairs, select_rows, suite_leaderboard, to_csv, to_markdown, to_rich,
+                                            write_board)
+    from sslbench.bench.store import Store, merge_results
     from sslbench.bench.suites import load_suite
 
     merge_results(out, warn)
     board = suite_leaderboard(out, load_suite(suite), aggregation)
     write_board(board, out, suite if aggregation == DEFAULT_AGGREGATION else f"{suite}-{aggregation}")
-    if format == "rich":
-        console.print(to_rich(board))
-    else:
-        console.print(to_markdown(board) if format == "md" else to_csv(board), markup=False, highlight=False,
-                      soft_wrap=True)
+    boards = [board]
+    if pairs:
+        suite_folds, rows, _ = select_rows(load_suite(suite), Store(out, create=False).rows())
+        boards.append(image_pairs(suite_folds, rows))
+        write_board(boards[-1], out, f"{suite}-pairs")
+    for shown in boards:
+        if format == "rich":
+            console.print(to_rich(shown))
+        else:
+            console.print(to_markdown(shown) if format == "md" else to_csv(shown), markup=False, highlight=False,
+                          soft_wrap=True)

@@ -68,6 +68,11 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     assert pairs.exit_code == 0, pairs.output
     assert "per-image pairs against scratch" in pairs.output and "/2 better, " in pairs.output
     assert (out / "leaderboard-table3-pairs.md").is_file()
+    runs = CliRunner().invoke(app, ["leaderboard", "--suite", "table3", "--out", str(out), "--format", "md", "--runs"])
+    assert runs.exit_code == 0, runs.output
+    job_lines = (out / "leaderboard-table3-runs.md").read_text().splitlines()[4:6]
+    assert [line.split(" | ")[0] for line in job_lines] == ["| Train-from-scratch", "| SSL (Ours): L_ST + L_CR"]
+    assert all(f"{100 * row['aji']:.2f}" in line for row, line in zip(rows, job_lines))
 
     figures = CliRunner().invoke(app, ["figures", "--out", str(out)])
     assert figures.exit_code == 0, figures.output

@@ -13,8 +13,8 @@ from contextlib import closing
 import pytest
 
 from sslbench.bench import store as store_module
-from sslbench.bench.leaderboard import (image_pairs, paired_difference, run_table, select_rows, suite_leaderboard,
-                                        to_csv, to_markdown, write_board)
+from sslbench.bench.leaderboard import (image_pairs, job_runs, paired_difference, run_table, select_rows, short_names,
+                                        suite_leaderboard, to_csv, to_markdown, write_board)
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.errors import DataError
@@ -184,6 +184,36 @@ def test_image_pairs_count_wins_and_bootstrap_over_test_images(tmp_path):
     low, high = (float(x) for x in paper.split("[")[1].rstrip("]").split(", "))
     assert -1.0 <= low < 2.0 < high <= 4.0  # within the per-image differences' range (−1 … +4 points)
     assert cells["SSL (Ours): L_ST + L_CR"][1].text is None  # no 10 % rows
+
+
+def test_job_runs_list_each_jobs_images_and_scores_in_suite_order(tmp_path):
+    store = Store(tmp_path)
+    test = ["TCGA-50-5931-01Z-00-DX1", "TCGA-NH-A8F7-01A-01-TS1"]
+    labelled = ["TCGA-21-5784-01Z-00-DX1", "TCGA-21-5786-01Z-00-DX1", "TCGA-A7-A13E-01Z-00-DX1"]
+    for strategy, fraction, seed in (("instance_aware", 1.0, 0), ("scratch", 0.1, 1), ("scratch", 1.0, 1)):
+        row = record(strategy, 0.5, seed=seed, fraction=fraction)
+        row.update(test_names=test, train_names=labelled[:1] if fraction < 1 else labelled[:2], val_names=labelled[2:])
+        row["scores"]["per_image"] = [{"name": n, "aji": a} for n, a in zip(test, (0.4, 0.6))]
+        if strategy == "instance_aware":
+            row["pretrain_seconds"] = None
+        store.add(row)
+    suite, rows, _ = select_rows(load_suite("controls"), Store(tmp_path).rows())
+    board = job_runs(suite, rows)
+    cells = [[row.label] + [c.text for c in row.cells] for row in board.rows]
+    assert cells == [
+        ["Train-from-scratch", "100 %", "1", "2 images", "A7-A13E", "50.00", "40.0 / 60.0", "50.00", "1 / 2"],
+        ["Train-from-scratch", "10 %", "1", "21-5784", "A7-A13E", "50.00", "40.0 / 60.0", "50.00", "1 / 2"],
+        ["SSL (Ours): L_ST + L_CR", "100 %", "0", "2 images", "A7-A13E", "50.00", "40.0 / 60.0", "50.00",
+         "reused / 2"]]
+    assert "test images in cell order: 50-5931, NH-A8F7" in board.caption
+
+
+def test_short_names_keep_the_fewest_fields_that_tell_names_apart():
+    assert short_names({"TCGA-21-5784-01Z-00-DX1", "TCGA-21-5786-01Z-00-DX1", "TCGA-NH-A8F7-01A-01-TS1"}) == {
+        "TCGA-21-5784-01Z-00-DX1": "21-5784", "TCGA-21-5786-01Z-00-DX1": "21-5786",
+        "TCGA-NH-A8F7-01A-01-TS1": "NH-A8F7"}
+    assert short_names({"img_001.tif", "img_002.tif"}) == {"img_001.tif": "001", "img_002.tif": "002"}
+    assert short_names({"a", "a_b"}) == {"a": "a", "a_b": "a_b"} and short_names({"only"}) == {"only": "only"}
 
 
 @pytest.mark.parametrize("reference_only", [True, False])

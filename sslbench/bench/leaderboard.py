@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,7 @@ def to_rich(board: Board) -> Table:
     table = Table(title=board.title, caption=board.caption, caption_justify="left")
     table.add_column(board.row_header, overflow="fold")  # never cut a strategy name to "…"
     for header, _ in board.columns:
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", overflow="fold")  # nor an image name
     for row in board.rows:
         if row.heading:
             table.add_section()
@@ -329,6 +330,57 @@ def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji", resamples: 
                f"{resamples} resamples of the test images, seeds held: it shows the spread over images, not over "
                f"seeds, which the leaderboard's t-interval shows].")
     return Board(f"{suite.name}: per-image pairs against scratch", caption, headers, board_rows)
+
+
+def short_names(names: set[str]) -> dict[str, str]:
+    """Each image name cut to the fewest fields that still tell the names apart, after the leading
+    fields they all share (TCGA-A7-A13E-01Z-00-DX1 -> A7-A13E), so a row of several names stays readable."""
+    fields = {n: re.split(r"(?<=[-_. ])", n) for n in names}
+    shared = 0
+    while len(names) > 1 and all(len(f) > shared + 1 for f in fields.values()) \
+            and len({f[shared] for f in fields.values()}) == 1:
+        shared += 1
+    for kept in range(1, max((len(f) for f in fields.values()), default=0) + 1):
+        short = {n: "".join(f[shared:shared + kept]).rstrip("-_. ") for n, f in fields.items()}
+        if len(set(short.values())) == len(names):
+            return short
+    return {n: n for n in names}
+
+
+def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
+    """One row per finished job: which labelled images it finetuned and validated on, its test score and
+    each test image's, and its time: what a leaderboard cell averages, for the reader who checks it."""
+    rows = sorted(rows, key=lambda r: (suite.strategies.index(r["strategy"]), -r["fraction"], r["fold"] or 0,
+                                       r["seed"]))
+    names = {n for r in rows for n in (*(r["train_names"] or ()), *(r["val_names"] or ()), *r["test_names"])}
+    short = short_names(names)
+    same_test_images = len({tuple(p["name"] for p in r["scores"]["per_image"]) for r in rows}) == 1
+
+    def listed(found: list[str] | None) -> str:
+        return "—" if found is None else ", ".join(short[n] for n in found)
+
+    board_rows = []
+    for row in rows:
+        seed = f"{row['seed']}" if row["fold"] is None else f"{row['fold'] + 1} / {row['seed']}"
+        trained = listed(row["train_names"]) if row["fraction"] < 1 or row["train_names"] is None \
+            else f"{len(row['train_names'])} images"
+        per_image = [(short.get(p["name"], p["name"]), 100 * p[metric]) for p in row["scores"]["per_image"]]
+        per_image_text = (" / ".join(f"{v:.1f}" for _, v in per_image) if same_test_images
+                          else ", ".join(f"{n} {v:.1f}" for n, v in per_image))
+        pretrain = "reused" if row["pretrain_seconds"] is None else f"{row['pretrain_seconds']:.0f}"
+        scores = row["scores"]["per_image_mean"]
+        board_rows.append(Row(strategy_label(row["strategy"]), [
+            Cell(text=f"{row['fraction'] * 100:g} %"), Cell(text=seed), Cell(text=trained),
+            Cell(text=listed(row["val_names"])), Cell(text=f"{100 * scores[metric]:.2f}"), Cell(text=per_image_text),
+            Cell(text=f"{100 * scores['dice']:.2f}"), Cell(text=f"{pretrain} / {row['finetune_seconds']:.0f}")]))
+    headers = ["Labels", "Fold / seed" if suite.folds else "Seed", "Trained on", "Validated on",
+               f"{METRIC_NAMES[metric]} %", f"{METRIC_NAMES[metric]} % per test image", "Dice %",
+               "Pretrain / finetune s"]
+    order = ("test images in cell order: " + ", ".join(short[p["name"]] for p in rows[0]["scores"]["per_image"])
+             if same_test_images and rows else "each cell names its test images")
+    caption = (f"One row per finished job; scores are per-image means; {order}; image names cut to the fields that "
+               f"tell them apart; pretraining 'reused' where another job of the same encoder paid for it.")
+    return Board(f"{suite.name}: every job", caption, [(h, False) for h in headers], board_rows)
 
 
 def suite_leaderboard(out: Path, suite: Suite, aggregation: str = DEFAULT_AGGREGATION) -> Board:

@@ -22,11 +22,13 @@ def leaderboard(
     pairs: bool = typer.Option(False, "--pairs", help="Also print each strategy against scratch per (seed, test "
                                                       "image) pair: pairs better, mean difference, bootstrap interval "
                                                       "over test images (leaderboard-<suite>-pairs.md/.csv)."),
+    runs: bool = typer.Option(False, "--runs", help="Also print one row per job: images it trained and validated on, "
+                                                    "its score per test image, its time (leaderboard-<suite>-runs.md/.csv)."),
 ) -> None:
     """Print a suite's leaderboard and write leaderboard-<suite>.md/.csv beside the database (after
     merging the results that launched tasks left in --out)."""
-    from sslbench.bench.leaderboard import (image_pairs, select_rows, suite_leaderboard, to_csv, to_markdown, to_rich,
-                                            write_board)
+    from sslbench.bench.leaderboard import (image_pairs, job_runs, select_rows, suite_leaderboard, to_csv, to_markdown,
+                                            to_rich, write_board)
     from sslbench.bench.store import Store, merge_results
     from sslbench.bench.suites import load_suite
 
@@ -34,10 +36,12 @@ def leaderboard(
     board = suite_leaderboard(out, load_suite(suite), aggregation)
     write_board(board, out, suite if aggregation == DEFAULT_AGGREGATION else f"{suite}-{aggregation}")
     boards = [board]
-    if pairs:
+    extras = {name: build for name, build, wanted in (("pairs", image_pairs, pairs), ("runs", job_runs, runs)) if wanted}
+    if extras:
         suite_folds, rows, _ = select_rows(load_suite(suite), Store(out, create=False).rows())
-        boards.append(image_pairs(suite_folds, rows))
-        write_board(boards[-1], out, f"{suite}-pairs")
+    for name, build in extras.items():
+        boards.append(build(suite_folds, rows))
+        write_board(boards[-1], out, f"{suite}-{name}")
     for shown in boards:
         if format == "rich":
             console.print(to_rich(shown))

@@ -377,7 +377,7 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
                f"{METRIC_NAMES[metric]} %", f"{METRIC_NAMES[metric]} % per test image", "Dice %",
                "Pretrain / finetune s"]
     order = ("test images in cell order: " + ", ".join(short[p["name"]] for p in rows[0]["scores"]["per_image"])
-             if same_test_images and rows else "each cell names its test images")
+             if same_test_images else "each cell names its test images")
     caption = (f"One row per finished job; scores are per-image means; {order}; image names cut to the fields that "
                f"tell them apart; pretraining 'reused' where the job found its encoder made (by another job of it, or "
                f"before the job was resumed).")

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sslbench.bench.launch import (LaunchOptions, free_gpu, local_parameters, slurm_args, slurm_parameters,
-                                   visible_gpus)
+                                   threads_per_task, visible_gpus)
 from sslbench.bench.store import RESULTS_FOLDER, Store, write_result
 from sslbench.cli import app
 from sslbench.errors import ConfigError
@@ -23,7 +23,7 @@ from test_bench_store import record
 
 SUITE = ["--suite", "table3", "--skip", "instance_aware_st", "--skip", "instance_aware_cr", *TINY]
 SAME = ("key", "suite", "strategy", "fraction", "fold", "seed", "preset", "context", "config", "scores",
-        "test_names", "train_names", "val_names", "encoder", "prediction")
+        "arithmetic", "test_names", "train_names", "val_names", "encoder", "prediction")
 
 
 def bench(out, *extra):
@@ -71,7 +71,7 @@ def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp
     for key, row in rows.items():
         assert {c: row[c] for c in SAME} == {c: expected[key][c] for c in SAME}
         assert all(math.isfinite(row[m]) for m in ("aji", "aji_plus", "pq", "dice", "f1"))
-        assert row["device"] == "cpu" and row["finetune_seconds"] > 0
+        assert row["device"] == "cpu" and row["finetune_seconds"] > 0 and row["arithmetic"]["threads"] >= 1
     # instance_aware's row carries its pretraining time; scratch's encoder was made by the failed submission
     assert [rows[k]["pretrain_seconds"] is None for k in sorted(rows, key=lambda k: rows[k]["strategy"])] == [
         False, True]
@@ -166,6 +166,14 @@ def test_each_local_task_sees_one_gpu_handed_back_when_it_finishes():
     # no GPUs to hand out: every task sees what bench sees
     assert setup([], gpus=()) == ["export CUDA_VISIBLE_DEVICES=3,1"]
     assert local_parameters({}, free_gpu([], []))["local_setup"] == ["unset CUDA_VISIBLE_DEVICES"]
+
+
+def test_parallel_cpu_tasks_share_the_cores_unless_the_user_set_the_threads():
+    cores = len(os.sched_getaffinity(0))
+    assert threads_per_task(1) == cores and threads_per_task(cores) == 1 == threads_per_task(cores + 5)
+    assert local_parameters({}, None, threads=1)["local_setup"] == ["unset CUDA_VISIBLE_DEVICES",
+                                                                     "export OMP_NUM_THREADS=1"]
+    assert local_parameters({"OMP_NUM_THREADS": "3"}, None, threads=1)["local_setup"] == ["unset CUDA_VISIBLE_DEVICES"]
 
 
 SBATCH = """#!/bin/sh

@@ -206,6 +206,34 @@ def test_job_runs_list_each_jobs_images_and_scores_in_suite_order(tmp_path):
         ["SSL (Ours): L_ST + L_CR", "100 %", "0", "2 images", "A7-A13E", "50.00", "40.0 / 60.0", "50.00",
          "reused / 2"]]
     assert "test images in cell order: 50-5931, NH-A8F7" in board.caption
+    assert board.caption.endswith("; every job's arithmetic: not recorded.")
+
+
+ZEN4 = {"precision": "bf16", "channels_last": True, "kernels": "AVX512", "threads": 1, "processor": "AMD EPYC"}
+
+
+def test_tables_say_which_arithmetic_computed_their_rows_and_warn_when_it_differs(tmp_path):
+    with closing(sqlite3.connect(tmp_path / "results.sqlite")) as db, db:  # a store from before the record
+        db.execute(store_module._SCHEMA.replace("    arithmetic TEXT,", "--"))
+    store = Store(tmp_path)
+    store.add(record("scratch", 0.5, seed=0))  # an old row: nothing recorded
+    for seed in (1, 2):
+        store.add(dict(record("scratch", 0.5, seed=seed), arithmetic=ZEN4))
+    one = suite_leaderboard(tmp_path, load_suite("table2")).caption
+    assert "; arithmetic: bf16 channels_last, AVX512 kernels, 1 thread, AMD EPYC (2 rows); not recorded (1 row)" in one
+    assert "MIXED" not in one
+    (tmp_path / "results").mkdir()  # a launched task on another machine computed seed 3 in fp32 on AVX2
+    avx2 = dict(ZEN4, precision="fp32", channels_last=False, kernels="AVX2", threads=2)
+    (tmp_path / "results" / "late.json").write_text(json.dumps(
+        dict(record("scratch", 0.4, seed=3, key="late"), arithmetic=avx2, finished_at="2030-01-01T00:00:00.000Z")))
+    assert Store(tmp_path).merge(tmp_path / "results") == []
+    mixed = suite_leaderboard(tmp_path, load_suite("table2")).caption
+    assert "MIXED ARITHMETIC: bf16 channels_last, AVX512 kernels, 1 thread, AMD EPYC (2 rows); " \
+           "not recorded (1 row); fp32, AVX2 kernels, 2 threads, AMD EPYC (1 row)." in mixed
+    suite, rows, _ = select_rows(load_suite("table2"), Store(tmp_path).rows())
+    runs = job_runs(suite, rows)
+    assert runs.columns[-1][0] == "Arithmetic" and [r.cells[-1].text for r in runs.rows] == ["A", "B", "B", "C"]
+    assert "; arithmetic: A not recorded; B bf16 channels_last" in runs.caption
 
 
 def test_short_names_keep_the_fewest_fields_that_tell_names_apart():

@@ -9,7 +9,7 @@ from torch import nn
 from sslbench.config import resolve_run_config
 from sslbench.data.base import Sample
 from sslbench.data.synthetic import Synthetic
-from sslbench.engine.accel import Acceleration, maybe_compile, resolve
+from sslbench.engine.accel import Acceleration, arithmetic, describe_arithmetic, maybe_compile, resolve
 from sslbench.engine.batches import batch_source
 from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmentation_loss
 from sslbench.engine.loop import LoopSettings, train
@@ -34,6 +34,22 @@ def test_auto_switches_follow_the_device(monkeypatch, native_bf16):
     assert all((on_cuda.amp, on_cuda.channels_last, on_cuda.tf32, on_cuda.fused_optimizer))
     assert on_cpu.compile is False and on_cpu.data_on_device == "auto"
     assert resolve({"channels_last": True}, CPU).channels_last
+
+
+def test_arithmetic_records_precision_kernels_and_threads(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    fp32 = arithmetic(resolve(FP32, CPU), CPU)
+    assert fp32["precision"] == "fp32" and fp32["channels_last"] is False
+    assert fp32["kernels"] == torch.backends.cpu.get_cpu_capability() and fp32["threads"] == torch.get_num_threads()
+    assert fp32["processor"]  # the CPU's model name
+    bf16 = arithmetic(resolve({"amp": True, "channels_last": True}, CPU), CPU)
+    assert bf16["precision"] == "bf16" and bf16["channels_last"] is True
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # caps the convolutions' kernels: the record must say so
+    capped = arithmetic(resolve(FP32, CPU), CPU)
+    assert capped["kernels"].endswith("oneDNN <= AVX2")
+    assert describe_arithmetic(dict(bf16, threads=1, processor="AMD EPYC")) == \
+        f"bf16 channels_last, {bf16['kernels']} kernels, 1 thread, AMD EPYC"
+    assert describe_arithmetic(None) == "not recorded"
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -33,7 +33,8 @@ def test_run_writes_the_run_folder_and_prints_the_leaderboard_row(tmp_path, pret
     assert "Overlay of a test image:" in text and "overlay.png" in text
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["strategy"] == pretext and metrics["device"] == "cpu"
-    assert metrics["training_precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert metrics["arithmetic"]["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert f"device cpu ({metrics['arithmetic']['precision']}" in text and "README Seeding" in text
     assert len(metrics["images"]["test"]) == 2 and len(metrics["test"]["per_image"]) == 2
     for value in metrics["test"]["per_image_mean"].values():
         assert 0.0 <= value <= 1.0 and math.isfinite(value)

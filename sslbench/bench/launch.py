@@ -90,13 +90,24 @@ def free_gpu(gpus: list[str], busy: list[str]) -> str | None:
     return min(gpus, key=busy.count) if gpus else None
 
 
-def local_parameters(environ: dict[str, str], gpu: str | None = None) -> dict:
+def local_parameters(environ: dict[str, str], gpu: str | None = None, threads: int | None = None) -> dict:
     """AutoExecutor parameters for a local task: it sees ``gpu`` only, or without one the GPUs this
     process sees (the local executor would set CUDA_VISIBLE_DEVICES from gpus_per_node, hiding
-    every GPU by default)."""
+    every GPU by default); and ``threads`` CPU threads unless the user set OMP_NUM_THREADS."""
     visible = environ.get("CUDA_VISIBLE_DEVICES") if gpu is None else gpu
     keep = "unset CUDA_VISIBLE_DEVICES" if visible is None else f"export CUDA_VISIBLE_DEVICES={shlex.quote(visible)}"
-    return {"timeout_min": LOCAL_TIMEOUT_MIN, "local_setup": [keep]}
+    setup = [keep]
+    if threads is not None and "OMP_NUM_THREADS" not in environ:
+        setup.append(f"export OMP_NUM_THREADS={threads}")
+    return {"timeout_min": LOCAL_TIMEOUT_MIN, "local_setup": setup}
+
+
+def threads_per_task(parallel: int) -> int:
+    """This machine's cores shared among ``parallel`` CPU tasks. Each would otherwise start a thread per
+    core: N tasks would oversubscribe the cores N times, and a row's thread count, which changes its
+    numbers (docs/results.md), would follow the machine's core count instead of the bench command."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // parallel)
 
 
 def run_task(task: Callable[[BenchOptions, PlannedJob], str], opts: BenchOptions, planned: PlannedJob) -> str:
@@ -208,7 +219,8 @@ def _wait_locally(executor, opts: BenchOptions, groups: list[list[PlannedJob]], 
                 while ready and len(running) < parallel:
                     task, planned = ready.pop(0)
                     gpu = free_gpu(gpus, [gpu for _, _, gpu in running.values()])
-                    executor.update_parameters(**local_parameters(dict(os.environ), gpu))
+                    threads = None if gpus else threads_per_task(parallel)
+                    executor.update_parameters(**local_parameters(dict(os.environ), gpu, threads))
                     running[_submit_array(executor, task, opts, [planned])[0]] = (task, planned, gpu)
                 finished = [job for job in running if job.done()]
                 if not finished:

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import re
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from scipy.stats import t as student_t
 from sslbench.bench.store import Store
 from sslbench.bench.suites import Suite
 from sslbench.config import available, load_component
+from sslbench.engine.accel import describe_arithmetic
 from sslbench.engine.weights import atomic_write
 from sslbench.errors import ConfigError, DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
@@ -270,7 +272,7 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
         extra += ("; train/val split and labelled subset redrawn per seed"
                   if rows[0]["config"]["split"].get("resample_per_seed")
                   else "; one train/val split and labelled subset for every seed (std: initialisation and sampling)")
-    extra += labelled_subsets(rows)
+    extra += arithmetic_note(rows) + labelled_subsets(rows)
     paper = "CPM, 5-fold cross-validation" if suite.folds else "MoNuSeg 2018 test set"
     paper = f" | paper (Δ), as printed ({paper})" if suite.paper else " (the paper has no numbers for this suite)"
     return (f"Data: {data}; preset {context['preset']}; backbone {context['backbone']}; "
@@ -290,6 +292,19 @@ def labelled_subsets(rows: list[dict]) -> str:
             subsets.setdefault(row["fraction"], {})[f"{fold}seed {row['seed']}"] = ", ".join(row["train_names"])
     return "".join(f"; labelled at {fraction * 100:g} %: " + "; ".join(f"{who} {names}" for who, names in runs.items())
                    for fraction, runs in subsets.items())
+
+
+def arithmetic_note(rows: list[dict]) -> str:
+    """Which arithmetic computed the rows. The same job lands AJI points apart under another precision or
+    kernel set (docs/results.md), so a table whose rows were computed differently says so first."""
+    kinds = Counter(describe_arithmetic(r.get("arithmetic")) for r in rows)
+    if len(kinds) == 1:
+        return f"; arithmetic: {next(iter(kinds))}"
+    listed = "; ".join(f"{kind} ({count} row{'s' if count > 1 else ''})" for kind, count in kinds.most_common())
+    if len(kinds.keys() - {describe_arithmetic(None)}) < 2:
+        return f"; arithmetic: {listed}"
+    return (f"; MIXED ARITHMETIC: {listed}. The same job lands AJI points apart under another arithmetic "
+            "(docs/results.md): compare rows computed alike (--runs marks each job's)")
 
 
 def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji", resamples: int = 10_000) -> Board:
@@ -356,6 +371,9 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     short = short_names(names)
     same_test_images = len({tuple(p["name"] for p in r["scores"]["per_image"]) for r in rows}) == 1
 
+    arithmetics = list(dict.fromkeys(describe_arithmetic(r.get("arithmetic")) for r in rows))
+    mark = {kind: chr(ord("A") + i) for i, kind in enumerate(arithmetics)}
+
     def listed(found: list[str] | None) -> str:
         return "—" if found is None else ", ".join(short[n] for n in found)
 
@@ -372,15 +390,18 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
         board_rows.append(Row(strategy_label(row["strategy"]), [
             Cell(text=f"{row['fraction'] * 100:g} %"), Cell(text=seed), Cell(text=trained),
             Cell(text=listed(row["val_names"])), Cell(text=f"{100 * scores[metric]:.2f}"), Cell(text=per_image_text),
-            Cell(text=f"{100 * scores['dice']:.2f}"), Cell(text=f"{pretrain} / {row['finetune_seconds']:.0f}")]))
+            Cell(text=f"{100 * scores['dice']:.2f}"), Cell(text=f"{pretrain} / {row['finetune_seconds']:.0f}"),
+            *([Cell(text=mark[describe_arithmetic(row.get("arithmetic"))])] if len(mark) > 1 else [])]))
     headers = ["Labels", "Fold / seed" if suite.folds else "Seed", "Trained on", "Validated on",
                f"{METRIC_NAMES[metric]} %", f"{METRIC_NAMES[metric]} % per test image", "Dice %",
-               "Pretrain / finetune s"]
+               "Pretrain / finetune s", *(["Arithmetic"] if len(mark) > 1 else [])]
+    computed = ("; arithmetic: " + "; ".join(f"{letter} {kind}" for kind, letter in mark.items()) if len(mark) > 1
+                else f"; every job's arithmetic: {arithmetics[0]}")
     order = ("test images in cell order: " + ", ".join(short[p["name"]] for p in rows[0]["scores"]["per_image"])
              if same_test_images else "each cell names its test images")
     caption = (f"One row per finished job; scores are per-image means; {order}; image names cut to the fields that "
                f"tell them apart; pretraining 'reused' where the job found its encoder made (by another job of it, or "
-               f"before the job was resumed).")
+               f"before the job was resumed){computed}.")
     return Board(f"{suite.name}: every job", caption, [(h, False) for h in headers], board_rows)
 
 

@@ -26,11 +26,12 @@ from sslbench.bench.plan import (
 )
 from sslbench.bench.store import METRIC_COLUMNS, write_result
 from sslbench.engine import distributed
+from sslbench.engine.accel import arithmetic
 from sslbench.engine.weights import atomic_write
 from sslbench.errors import ConfigError, DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
 from sslbench.pipeline.data import DataSplit, load_data
-from sslbench.pipeline.phases import finetune_phase, predict_instances, pretrain_phase, resolve_device
+from sslbench.pipeline.phases import acceleration, finetune_phase, predict_instances, pretrain_phase, resolve_device
 
 
 def git_commit() -> str | None:
@@ -99,7 +100,7 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
         "test_images": len(split.test), "test_names": [s.name for s in split.test],
         "train_names": [s.name for s in split.train], "val_names": [s.name for s in split.val],
         "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
-        "device": str(device), "versions": versions(), "git_commit": git_commit(),
+        "device": str(device), "arithmetic": arithmetic(acceleration(cfg, device), device), "versions": versions(), "git_commit": git_commit(),
         "encoder": str(job_encoder(opts.out, job).path.relative_to(opts.out)), "prediction": prediction,
     }
 

@@ -67,6 +67,7 @@ def run(
     checkpoint; a finished run folder is never overwritten."""
     from sslbench.bench.leaderboard import run_table, strategy_label
     from sslbench.config import paper_value, resolve_run_config
+    from sslbench.engine.accel import describe_arithmetic
     from sslbench.pipeline.run import run_job
     from sslbench.pipeline.run_folder import RunFolder
 
@@ -95,7 +96,8 @@ def run(
     paper = "Paper: MoNuSeg 2018 test set, Tables 2–3"
     if data is None:  # beside the paper's, a synthetic number would read as a reproduction
         paper += " — a reference, not a comparison: numbers on synthetic data do not reproduce it"
-    caption = (f"Data: {data_name}; preset {preset}; seed {seed}; device {result['device']}. "
+    caption = (f"Data: {data_name}; preset {preset}; seed {seed}; device {result['device']} "
+               f"({describe_arithmetic(result['arithmetic'])}: another arithmetic lands elsewhere, README Seeding). "
                f"AJI: mean of the per-image AJI over {len(result['images']['test'])} {test_name} "
                f"(as the MoNuSeg challenge ranks; metrics.json also has the summed variant). {paper}.")
     console.print(run_table([{"label": strategy_label(pretext), "paper_aji": paper_value(pretext), **result}],

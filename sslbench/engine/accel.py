@@ -11,6 +11,8 @@ channels_last alone gains nothing on them. TF32/cuDNN autotuning are CUDA featur
 from __future__ import annotations
 
 import ctypes
+import os
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +53,41 @@ def cpu_has_native_bf16() -> bool:
     """AMX or AVX512-BF16 on this CPU (torch's own probes; False where this torch build lacks them)."""
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def arithmetic(accel: Acceleration, device: torch.device) -> dict:
+    """What fixes a run's floating-point arithmetic besides its config and seed. The same job computed
+    with another of these lands elsewhere (the synthetic demo: 70.3 to 78.7 % AJI on one machine,
+    docs/results.md), so results record it; two machines can still differ where all of it agrees."""
+    if device.type == "cuda":
+        processor, kernels = torch.cuda.get_device_name(device), f"CUDA {torch.version.cuda}"
+    else:
+        processor, kernels = cpu_model_name(), torch.backends.cpu.get_cpu_capability()
+        if os.environ.get("ONEDNN_MAX_CPU_ISA"):  # caps oneDNN's convolutions, which ATen's capability does not show
+            kernels += f", oneDNN <= {os.environ['ONEDNN_MAX_CPU_ISA']}"
+    return {"precision": "bf16" if accel.amp else "fp32", "channels_last": accel.channels_last,
+            "kernels": kernels, "threads": torch.get_num_threads(), "processor": processor}
+
+
+def describe_arithmetic(record: dict | None) -> str:
+    """One line for a table's caption: 'bf16 channels_last, AVX512 kernels, 1 thread, AMD EPYC'."""
+    if not record:
+        return "not recorded"
+    layout = " channels_last" if record["channels_last"] else ""
+    threads = f"{record['threads']} thread{'s' if record['threads'] != 1 else ''}"
+    return f"{record['precision']}{layout}, {record['kernels']} kernels, {threads}, {record['processor']}"
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name as Linux reports it, else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)

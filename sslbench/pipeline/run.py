@@ -13,6 +13,7 @@ from torch import nn
 import sslbench
 from sslbench.data.base import Sample
 from sslbench.engine import distributed
+from sslbench.engine.accel import arithmetic
 from sslbench.eval.overlay import save_overlay
 from sslbench.pipeline.data import DataSplit, check_inputs, load_data, split_samples
 from sslbench.pipeline.phases import (acceleration, finetune_phase, predict_instances, pretrain_phase,
@@ -54,8 +55,8 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
     result = {
         "strategy": cfg.name, "preset": cfg.preset, "seed": cfg.seed, "device": str(device),
         "processes": distributed.world_size(),
-        # bf16 training changes the numbers a little and "auto" picks it per machine (engine.accel)
-        "training_precision": "bf16" if acceleration(cfg, device).amp else "fp32",
+        # "auto" picks bf16 per machine, and precision and kernels move the numbers (engine.accel)
+        "arithmetic": arithmetic(acceleration(cfg, device), device),
         "test": fin["test"], "validation": fin["validation"], "postprocess": fin["postprocess"],
         "images": fin["images"],
         "pretrain_images": pre["images"],

@@ -100,7 +100,8 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
         "test_images": len(split.test), "test_names": [s.name for s in split.test],
         "train_names": [s.name for s in split.train], "val_names": [s.name for s in split.val],
         "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
-        "device": str(device), "arithmetic": arithmetic(acceleration(cfg, device), device), "versions": versions(), "git_commit": git_commit(),
+        "device": str(device), "arithmetic": arithmetic(acceleration(cfg, device), device),
+        "versions": versions(), "git_commit": git_commit(),
         "encoder": str(job_encoder(opts.out, job).path.relative_to(opts.out)), "prediction": prediction,
     }
 

@@ -1,9 +1,12 @@
 """``sslbench bench`` end to end at a tiny size: SIGKILL and resume, skip, --test-data, leaderboard, figures."""
 
+import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 
 import pytest
 from typer.testing import CliRunner
@@ -38,9 +41,15 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert [r["strategy"] for r in rows_in(out)] == ["scratch"]
+    elsewhere = {**rows_in(out)[0]["arithmetic"], "precision": "fp32", "channels_last": False, "kernels": "AVX2",
+                 "processor": "Other CPU"}
+    with closing(sqlite3.connect(out / "results.sqlite")) as db, db:  # as if scratch had run on another machine
+        db.execute("UPDATE jobs SET arithmetic = ?", (json.dumps(elsewhere),))
 
     resumed = CliRunner().invoke(app, args)
     assert resumed.exit_code == 0, resumed.output
+    assert "finished rows of this suite were computed otherwise (1 with fp32, AVX2 kernels" in " ".join(
+        resumed.output.split())  # rich wraps the warning line
     assert "1 jobs run, 1 already done (skipped)" in resumed.output
     rows = Store(out).rows()
     assert [r["strategy"] for r in rows] == ["scratch", "instance_aware"]
@@ -62,6 +71,7 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     assert board.exit_code == 0, board.output
     assert "| 65.29" in board.output and "| 70.63 (+5.34)" in board.output
     assert "2 labelled images of" in board.output and "Aggregation: per_image_mean" in board.output
+    assert "MIXED ARITHMETIC: " in board.output and "Other CPU (1 row)" in board.output
     assert (out / "leaderboard-table3.md").read_text().count("\n| ") == 4 + 1  # header + 4 strategies
     pairs = CliRunner().invoke(app, ["leaderboard", "--suite", "table3", "--out", str(out), "--format", "md",
                                      "--pairs"])

@@ -7,6 +7,7 @@ killed job leaves no row, and its training resumes from ``out/checkpoints`` on t
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from rich.console import Console
@@ -17,10 +18,11 @@ from sslbench.bench.plan import BenchOptions, bench_checkpoints, check_strategie
 from sslbench.bench.store import Store, merge_results
 from sslbench.bench.tasks import finetune_job, pretrained_encoder
 from sslbench.engine import distributed
+from sslbench.engine.accel import arithmetic, describe_arithmetic
 from sslbench.errors import ConfigError
 from sslbench.pipeline.artifact import EncoderArtifact
 from sslbench.pipeline.data import check_inputs, load_data
-from sslbench.pipeline.phases import resolve_device
+from sslbench.pipeline.phases import acceleration, resolve_device
 
 log = logging.getLogger("sslbench")
 
@@ -59,6 +61,8 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
     if launch is not None and launch.launcher != "none":
         return {"skipped": skipped, **submit(opts, plan, launch, console, warn)}
     device = resolve_device(opts.device)
+    if distributed.is_main():
+        warn_other_arithmetic(opts, store.rows(), arithmetic(acceleration(configs[0], device), device), warn)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     encoders: dict[str, tuple[dict, float | None]] = {}
@@ -77,3 +81,16 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
         progress.update(task, description=f"{opts.suite.name}: finished")
     checkpoints.remove()
     return {"ran": len(plan), "skipped": skipped}
+
+
+def warn_other_arithmetic(opts: BenchOptions, rows: list[dict], here: dict, warn: Callable[[str], None]) -> None:
+    """One line when this suite's finished rows (same bench setup) were computed with another arithmetic
+    than this process's: resuming on another machine would otherwise mix them in one table unnoticed."""
+    others = Counter(describe_arithmetic(r["arithmetic"]) for r in rows
+                     if r["strategy"] in opts.suite.strategies and r["context"] == opts.context()
+                     and r.get("arithmetic") and r["arithmetic"] != here)
+    if others:
+        listed = "; ".join(f"{count} with {kind}" for kind, count in others.items())
+        warn(f"{opts.out}: finished rows of this suite were computed otherwise ({listed}); this process computes "
+             f"{describe_arithmetic(here)}. The table will mix them, and the same job lands AJI points apart under "
+             "another arithmetic (README, Seeding): rerun them here with --force, or compare rows computed alike.")

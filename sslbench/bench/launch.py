@@ -207,6 +207,7 @@ def _wait_locally(executor, opts: BenchOptions, groups: list[list[PlannedJob]], 
     for all of them and return the failed ones. A finished pretraining's finetuning tasks go before
     the pretraining tasks still waiting, so rows come in group by group."""
     failures, running = [], {}  # running: submitit job -> (task, planned, its GPU)
+    threads = None if gpus else threads_per_task(parallel)
     ready = [(pretrain_task, group[0]) for group in groups]
     group_of = {group[0].pretrain_key: group for group in groups}
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
@@ -219,7 +220,6 @@ def _wait_locally(executor, opts: BenchOptions, groups: list[list[PlannedJob]], 
                 while ready and len(running) < parallel:
                     task, planned = ready.pop(0)
                     gpu = free_gpu(gpus, [gpu for _, _, gpu in running.values()])
-                    threads = None if gpus else threads_per_task(parallel)
                     executor.update_parameters(**local_parameters(dict(os.environ), gpu, threads))
                     running[_submit_array(executor, task, opts, [planned])[0]] = (task, planned, gpu)
                 finished = [job for job in running if job.done()]

@@ -297,7 +297,7 @@ def labelled_subsets(rows: list[dict]) -> str:
 def arithmetic_note(rows: list[dict]) -> str:
     """Which arithmetic computed the rows. The same job lands AJI points apart under another precision or
     kernel set (docs/results.md), so a table whose rows were computed differently says so first."""
-    kinds = Counter(describe_arithmetic(r.get("arithmetic")) for r in rows)
+    kinds = Counter(describe_arithmetic(r["arithmetic"]) for r in rows)
     if len(kinds) == 1:
         return f"; arithmetic: {next(iter(kinds))}"
     listed = "; ".join(f"{kind} ({count} row{'s' if count > 1 else ''})" for kind, count in kinds.most_common())
@@ -371,14 +371,14 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     short = short_names(names)
     same_test_images = len({tuple(p["name"] for p in r["scores"]["per_image"]) for r in rows}) == 1
 
-    arithmetics = list(dict.fromkeys(describe_arithmetic(r.get("arithmetic")) for r in rows))
-    mark = {kind: chr(ord("A") + i) for i, kind in enumerate(arithmetics)}
+    kinds = [describe_arithmetic(r["arithmetic"]) for r in rows]
+    mark = {kind: chr(ord("A") + i) for i, kind in enumerate(dict.fromkeys(kinds))}
 
     def listed(found: list[str] | None) -> str:
         return "—" if found is None else ", ".join(short[n] for n in found)
 
     board_rows = []
-    for row in rows:
+    for row, kind in zip(rows, kinds):
         seed = f"{row['seed']}" if row["fold"] is None else f"{row['fold'] + 1} / {row['seed']}"
         trained = listed(row["train_names"]) if row["fraction"] < 1 or row["train_names"] is None \
             else f"{len(row['train_names'])} images"
@@ -391,12 +391,12 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
             Cell(text=f"{row['fraction'] * 100:g} %"), Cell(text=seed), Cell(text=trained),
             Cell(text=listed(row["val_names"])), Cell(text=f"{100 * scores[metric]:.2f}"), Cell(text=per_image_text),
             Cell(text=f"{100 * scores['dice']:.2f}"), Cell(text=f"{pretrain} / {row['finetune_seconds']:.0f}"),
-            *([Cell(text=mark[describe_arithmetic(row.get("arithmetic"))])] if len(mark) > 1 else [])]))
+            *([Cell(text=mark[kind])] if len(mark) > 1 else [])]))
     headers = ["Labels", "Fold / seed" if suite.folds else "Seed", "Trained on", "Validated on",
                f"{METRIC_NAMES[metric]} %", f"{METRIC_NAMES[metric]} % per test image", "Dice %",
                "Pretrain / finetune s", *(["Arithmetic"] if len(mark) > 1 else [])]
     computed = ("; arithmetic: " + "; ".join(f"{letter} {kind}" for kind, letter in mark.items()) if len(mark) > 1
-                else f"; every job's arithmetic: {arithmetics[0]}")
+                else f"; every job's arithmetic: {kinds[0]}")
     order = ("test images in cell order: " + ", ".join(short[p["name"]] for p in rows[0]["scores"]["per_image"])
              if same_test_images else "each cell names its test images")
     caption = (f"One row per finished job; scores are per-image means; {order}; image names cut to the fields that "

@@ -88,7 +88,7 @@ def warn_other_arithmetic(opts: BenchOptions, rows: list[dict], here: dict, warn
     than this process's: resuming on another machine would otherwise mix them in one table unnoticed."""
     others = Counter(describe_arithmetic(r["arithmetic"]) for r in rows
                      if r["strategy"] in opts.suite.strategies and r["context"] == opts.context()
-                     and r.get("arithmetic") and r["arithmetic"] != here)
+                     and r["arithmetic"] and r["arithmetic"] != here)
     if others:
         listed = "; ".join(f"{count} with {kind}" for kind, count in others.items())
         warn(f"{opts.out}: finished rows of this suite were computed otherwise ({listed}); this process computes "

@@ -196,7 +196,7 @@ def submit(opts: BenchOptions, plan: list[PlannedJob], launch: LaunchOptions, co
         raise TaskError(f"{count} of {len(plan) + len(groups)} tasks failed; first: {label} (job key {key}): "
                         f"{_reason(job)}. Log: {job.paths.stderr}. Finished jobs are in the store; fix the "
                         "cause and re-run the same command to run the rest.")
-    bench_checkpoints(opts.out).remove()
+    bench_checkpoints(opts.out).remove_if_empty()  # each task removed its own subfolder
     return {"ran": len(plan)}
 
 

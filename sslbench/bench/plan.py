@@ -101,8 +101,8 @@ def job_encoder(out: Path, job: Job) -> EncoderArtifact:
 
 
 def bench_checkpoints(out: Path) -> Checkpoints:
-    """The bench's training checkpoints: one folder per pretraining and per job, all gone once the
-    bench has finished."""
+    """The bench's training checkpoints: one folder per pretraining and per job, each gone once its
+    phase has finished (benches sharing an output folder each remove only their own)."""
     return Checkpoints(out / "checkpoints")
 
 

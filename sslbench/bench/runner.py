@@ -79,7 +79,7 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
             encoders[planned.pretrain_key] = (state, None)  # later jobs reuse it: their pretraining cost is nil
             progress.advance(task)
         progress.update(task, description=f"{opts.suite.name}: finished")
-    checkpoints.remove()
+    checkpoints.remove_if_empty()  # each job removed its own subfolder
     return {"ran": len(plan), "skipped": skipped}
 
 

@@ -4,6 +4,7 @@ one code that deletes checkpoints."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -48,6 +49,13 @@ class Checkpoints:
         """Delete the folder once its phases have finished: only leftovers of killed writes remain."""
         if distributed.is_main():
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def remove_if_empty(self) -> None:
+        """Delete the folder if nothing is left in it: another bench sharing the output folder may still
+        be training into a subfolder of its own."""
+        if distributed.is_main():
+            with contextlib.suppress(OSError):  # not empty, or already gone
+                self.folder.rmdir()
 
 
 @dataclass(frozen=True)

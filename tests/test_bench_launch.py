@@ -11,14 +11,15 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
-from sslbench.bench.launch import (LaunchOptions, free_gpu, local_parameters, slurm_args, slurm_parameters,
-                                   threads_per_task, visible_gpus)
+from sslbench.bench.launch import (LaunchOptions, free_gpu, local_parameters, local_task_threads, slurm_args,
+                                   slurm_parameters, threads_per_task, visible_gpus)
 from sslbench.bench.store import RESULTS_FOLDER, Store, write_result
 from sslbench.cli import app
 from sslbench.errors import ConfigError
-from test_bench_run import TINY
+from test_bench_run import TINY, set_arithmetic
 from test_bench_store import record
 
 SUITE = ["--suite", "table3", "--skip", "instance_aware_st", "--skip", "instance_aware_cr", *TINY]
@@ -62,8 +63,12 @@ def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp
     assert [r["strategy"] for r in Store(out).rows()] == ["instance_aware"]  # the finished task is merged
 
     (out / "predictions" / f"{scratch}.npz").rmdir()
+    computed_here = Store(out).rows()[0]["arithmetic"]
+    set_arithmetic(out, {**computed_here, "precision": "fp32", "kernels": "AVX2", "processor": "Other CPU"})
     resumed = runner.invoke(app, bench(out, "--launcher", "local")[3:])
     assert resumed.exit_code == 0, resumed.output
+    assert "finished rows of this suite were computed otherwise (1 with fp32" in " ".join(resumed.output.split())
+    set_arithmetic(out, computed_here)
     assert "1 jobs run, 1 already done (skipped)" in resumed.output
     assert f"Running 2 local tasks, 1 at a time; each task's log: {out.resolve() / 'submitit'}/" in resumed.output
     rows = {row["key"]: row for row in Store(out).rows()}
@@ -168,12 +173,18 @@ def test_each_local_task_sees_one_gpu_handed_back_when_it_finishes():
     assert local_parameters({}, free_gpu([], []))["local_setup"] == ["unset CUDA_VISIBLE_DEVICES"]
 
 
-def test_parallel_cpu_tasks_share_the_cores_unless_the_user_set_the_threads():
+def test_parallel_cpu_tasks_share_the_cores_unless_the_user_set_the_threads(monkeypatch):
     cores = len(os.sched_getaffinity(0))
     assert threads_per_task(1) == cores and threads_per_task(cores) == 1 == threads_per_task(cores + 5)
     assert local_parameters({}, None, threads=1)["local_setup"] == ["unset CUDA_VISIBLE_DEVICES",
                                                                      "export OMP_NUM_THREADS=1"]
     assert local_parameters({"OMP_NUM_THREADS": "3"}, None, threads=1)["local_setup"] == ["unset CUDA_VISIBLE_DEVICES"]
+    # what a row of such a task records (its arithmetic's thread count), known before the task starts
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert local_task_threads("cpu", LaunchOptions("local", local_parallel=cores)) == 1
+    assert local_task_threads("cpu", LaunchOptions("local")) == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert local_task_threads("cpu", LaunchOptions("local", local_parallel=cores)) == torch.get_num_threads()
 
 
 SBATCH = """#!/bin/sh

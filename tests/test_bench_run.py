@@ -21,6 +21,12 @@ from tiny import tiny_args
 TINY = tiny_args()
 
 
+def set_arithmetic(out, record):
+    """Every stored row as if computed with ``record`` (another machine's, say)."""
+    with closing(sqlite3.connect(out / "results.sqlite")) as db, db:
+        db.execute("UPDATE jobs SET arithmetic = ?", (json.dumps(record),))
+
+
 def rows_in(out):
     return Store(out).rows() if (out / "results.sqlite").is_file() else []
 
@@ -43,8 +49,7 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     assert [r["strategy"] for r in rows_in(out)] == ["scratch"]
     elsewhere = {**rows_in(out)[0]["arithmetic"], "precision": "fp32", "channels_last": False, "kernels": "AVX2",
                  "processor": "Other CPU"}
-    with closing(sqlite3.connect(out / "results.sqlite")) as db, db:  # as if scratch had run on another machine
-        db.execute("UPDATE jobs SET arithmetic = ?", (json.dumps(elsewhere),))
+    set_arithmetic(out, elsewhere)  # as if scratch had run on another machine
 
     other_bench = out / "checkpoints" / "0123456789abcdef" / "finetune.safetensors"  # a job of another suite
     other_bench.parent.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,24 @@ def threads_per_task(parallel: int) -> int:
     return max(1, cores // parallel)
 
 
+def local_slots(device: str, launch: LaunchOptions) -> tuple[list[str], int, int | None]:
+    """(the GPUs local tasks share, how many run at a time, the CPU threads each is given: None on GPUs)."""
+    import torch
+
+    gpus = visible_gpus(device, dict(os.environ), torch.cuda.device_count())
+    parallel = launch.local_parallel or max(len(gpus), 1)
+    return gpus, parallel, None if gpus else threads_per_task(parallel)
+
+
+def local_task_threads(device: str, launch: LaunchOptions) -> int:
+    """The thread count each local task computes with: OMP_NUM_THREADS where the user set it, else its
+    share of the cores (this process's count on GPUs, where tasks are given none)."""
+    import torch
+
+    threads = local_slots(device, launch)[2]
+    return torch.get_num_threads() if threads is None or "OMP_NUM_THREADS" in os.environ else threads
+
+
 def run_task(task: Callable[[BenchOptions, PlannedJob], str], opts: BenchOptions, planned: PlannedJob) -> str:
     """What a submitted task runs: register the components the bench command had (plugins
     included), log to the task's log file, then do the work."""
@@ -182,14 +200,11 @@ def submit(opts: BenchOptions, plan: list[PlannedJob], launch: LaunchOptions, co
             finetunings += _submit_array(executor, finetune_task, opts, group)
         arrays = dict.fromkeys(job.job_id.partition("_")[0] for job in pretrainings + finetunings)
         return {"ran": 0, "submitted": len(plan), "job_ids": list(arrays)}
-    import torch
-
-    gpus = visible_gpus(opts.device, dict(os.environ), torch.cuda.device_count())
-    parallel = launch.local_parallel or max(len(gpus), 1)
+    gpus, parallel, threads = local_slots(opts.device, launch)
     if console is not None:  # the tasks' step logs go there, not to log.txt
         console.print(f"Running {len(plan) + len(groups)} local tasks, {parallel} at a time; each task's log: "
                       f"{opts.out / 'submitit'}/<task id>_0_log.out", highlight=False, soft_wrap=True)
-    failures = _wait_locally(executor, opts, groups, parallel, gpus, console)
+    failures = _wait_locally(executor, opts, groups, parallel, gpus, threads, console)
     merge_results(opts.out, warn)
     if failures:
         (label, key, job), count = failures[0], len(failures)
@@ -201,13 +216,12 @@ def submit(opts: BenchOptions, plan: list[PlannedJob], launch: LaunchOptions, co
 
 
 def _wait_locally(executor, opts: BenchOptions, groups: list[list[PlannedJob]], parallel: int, gpus: list[str],
-                  console: Console | None) -> list[tuple[str, str, object]]:
+                  threads: int | None, console: Console | None) -> list[tuple[str, str, object]]:
     """Run each group's pretraining task, then (if it succeeded) its finetuning tasks, at most
     ``parallel`` tasks at a time, each on the GPU of ``gpus`` that the running tasks use least; wait
     for all of them and return the failed ones. A finished pretraining's finetuning tasks go before
     the pretraining tasks still waiting, so rows come in group by group."""
     failures, running = [], {}  # running: submitit job -> (task, planned, its GPU)
-    threads = None if gpus else threads_per_task(parallel)
     ready = [(pretrain_task, group[0]) for group in groups]
     group_of = {group[0].pretrain_key: group for group in groups}
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from sslbench.bench.launch import LaunchOptions, submit
+from sslbench.bench.launch import LaunchOptions, local_task_threads, submit
 from sslbench.bench.plan import BenchOptions, bench_checkpoints, check_strategies, job_split, plan_jobs
 from sslbench.bench.store import Store, merge_results
 from sslbench.bench.tasks import finetune_job, pretrained_encoder
@@ -58,11 +58,15 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
     splits = [job_split(opts, cfg, p.job, data) for p, cfg in zip(plan, configs)]
     for cfg, split in zip(configs, splits):
         check_inputs(cfg, split)  # fail now, not after hours of pretraining
-    if launch is not None and launch.launcher != "none":
+    launched = launch is not None and launch.launcher != "none"
+    if not launched or launch.launcher == "local":  # SLURM's nodes are not this machine
+        device = resolve_device(opts.device)
+        threads = local_task_threads(opts.device, launch) if launched else None
+        if distributed.is_main():
+            warn_other_arithmetic(opts, store.rows(), arithmetic(acceleration(configs[0], device), device, threads),
+                                  warn)
+    if launched:
         return {"skipped": skipped, **submit(opts, plan, launch, console, warn)}
-    device = resolve_device(opts.device)
-    if distributed.is_main():
-        warn_other_arithmetic(opts, store.rows(), arithmetic(acceleration(configs[0], device), device), warn)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     encoders: dict[str, tuple[dict, float | None]] = {}

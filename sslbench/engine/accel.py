@@ -55,10 +55,11 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
-def arithmetic(accel: Acceleration, device: torch.device) -> dict:
+def arithmetic(accel: Acceleration, device: torch.device, threads: int | None = None) -> dict:
     """What fixes a run's floating-point arithmetic besides its config and seed. The same job computed
     with another of these lands elsewhere (the synthetic demo: 70.3 to 78.7 % AJI on one machine,
-    docs/results.md), so results record it; two machines can still differ where all of it agrees."""
+    docs/results.md), so results record it; two machines can still differ where all of it agrees.
+    ``threads``: another process's thread count (a launched task's), else this process's."""
     if device.type == "cuda":
         processor, kernels = torch.cuda.get_device_name(device), f"CUDA {torch.version.cuda}"
     else:
@@ -66,7 +67,7 @@ def arithmetic(accel: Acceleration, device: torch.device) -> dict:
         if os.environ.get("ONEDNN_MAX_CPU_ISA"):  # caps oneDNN's convolutions, which ATen's capability does not show
             kernels += f", oneDNN <= {os.environ['ONEDNN_MAX_CPU_ISA']}"
     return {"precision": "bf16" if accel.amp else "fp32", "channels_last": accel.channels_last,
-            "kernels": kernels, "threads": torch.get_num_threads(), "processor": processor}
+            "kernels": kernels, "threads": threads or torch.get_num_threads(), "processor": processor}
 
 
 def describe_arithmetic(record: dict | None) -> str:

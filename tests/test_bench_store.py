@@ -122,11 +122,13 @@ def test_leaderboard_shows_mean_std_deltas_best_and_paper_in_the_paper_layout(tm
     for seed, (scratch, ssl) in enumerate([(0.40, 0.50), (0.44, 0.56)]):
         store.add(record("scratch", scratch, seed=seed))
         store.add(record("instance_aware", ssl, seed=seed))
+    store.add(record("jigsaw", 0.9))  # one seed so far: shown, but never bold over two-seed means
     board = suite_leaderboard(tmp_path, load_suite("table2"))
     cells = {row.label: row.cells for row in board.rows}
     scratch, ssl = cells["Train-from-scratch"][0], cells["SSL (Ours): L_ST + L_CR"][0]
     assert scratch.ours == pytest.approx(42.0) and scratch.std == pytest.approx(2.828427, abs=1e-5)
     assert ssl.ours == pytest.approx(53.0) and ssl.delta == pytest.approx(11.0) and ssl.best and not scratch.best
+    assert cells["Jigsaw Puzzles"][0].ours == pytest.approx(90.0) and not cells["Jigsaw Puzzles"][0].best
     assert ssl.paper == 70.63 and ssl.paper_delta == pytest.approx(5.34) and ssl.seeds == 2
     assert cells["CIA-Net (MoNuSeg 2018 leaderboard)"][0].paper == 69.07
     assert cells["ImageNet Pre-trained"][0].ours is None  # not run: the row stays, with the paper value

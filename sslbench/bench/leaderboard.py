@@ -199,7 +199,8 @@ def paired_difference(mine: dict[int, float], base: dict[int, float]) -> tuple[f
 
 
 def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dict[str, list[Cell]]:
-    """strategy -> one cell per suite column, with paired deltas vs scratch and the best mean marked."""
+    """strategy -> one cell per suite column, with paired deltas vs scratch and the best mean (of those with
+    the most seeds) marked."""
     per_seed = {s: seed_values(suite, rows, s, metric, aggregation) for s in suite.strategies}
     cells = {s: [_summary(list(v.values())) for v in columns] for s, columns in per_seed.items()}
     for strategy, row in cells.items():
@@ -214,9 +215,12 @@ def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dic
                 if cell.paper is not None and base.paper is not None:
                     cell.paper_delta = cell.paper - base.paper
     for i in range(len(suite.columns)):
-        means = [row[i].ours for row in cells.values() if row[i].ours is not None]
-        for row in cells.values():
-            row[i].best = bool(means) and row[i].ours == max(means)
+        # a one-seed mean is not ranked against three-seed means: a lucky draw would win the bold
+        column = [row[i] for row in cells.values() if row[i].ours is not None]
+        most = max((c.seeds for c in column), default=0)
+        best = max((c.ours for c in column if c.seeds == most), default=None)
+        for cell in column:
+            cell.best = cell.seeds == most and cell.ours == best
     return cells
 
 
@@ -279,7 +283,7 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
             f"seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}; test: {test}{extra}. "
             f"Aggregation: {aggregation} ({AGGREGATION_TEXT[aggregation]}). "
             f"Cells: ours mean ± std over seeds (Δ vs scratch: mean of the per-seed differences [95 % t-interval]"
-            f"){paper}; best of ours per column in bold.")
+            f"){paper}; best of ours per column in bold, among the rows with the most seeds.")
 
 
 def labelled_subsets(rows: list[dict]) -> str:

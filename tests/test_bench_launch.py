@@ -3,12 +3,16 @@
 The local launcher runs the real tasks at a tiny size; SLURM is exercised up to sbatch, which a
 stand-in script on PATH answers like the real one (no cluster here)."""
 
+import contextlib
 import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,6 +101,38 @@ def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp
     board = runner.invoke(app, ["leaderboard", "--suite", "table3", "--out", str(out), "--format", "csv"])
     assert board.exit_code == 0, board.output
     assert {row["key"] for row in Store(out).rows()} == expected.keys()
+
+
+@pytest.mark.slow
+def test_sigterm_on_the_bench_stops_its_local_tasks(tmp_path):
+    out = tmp_path / "out"
+    command = [*bench(out, "--launcher", "local", "--local-parallel", "1"), "--set", "pretrain.steps=100000"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not any("pretrain instance_aware step" in log.read_text()
+                                                  for log in (out / "submitit").glob("*_0_log.out")):
+        time.sleep(0.2)
+    assert processes_using(out), "the pretraining task never started"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130, process.stderr.read()
+    deadline = time.monotonic() + 30  # the controller gives its task 1 s after SIGINT, then SIGKILL
+    while time.monotonic() < deadline and processes_using(out):
+        time.sleep(0.2)
+    left = processes_using(out)
+    for pid in left:  # never leave a 100000-step task behind on the test machine
+        os.kill(pid, signal.SIGKILL)
+    assert not left  # nothing left to race a re-run over the same --out
+
+
+def processes_using(folder) -> list[int]:
+    """Live processes (not zombies) with ``folder`` in their command line: a local task and its controller."""
+    alive = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if str(folder) in (proc / "cmdline").read_bytes().decode(errors="replace") and \
+                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.append(int(proc.name))
+    return alive
 
 
 def test_merge_is_idempotent_keeps_the_newer_result_and_flags_unreadable_files(tmp_path):

@@ -13,15 +13,18 @@ Submission files, pickled tasks and logs live in ``out/submitit``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -251,11 +254,23 @@ def _wait_locally(executor, opts: BenchOptions, groups: list[list[PlannedJob]], 
                     else:  # its finetuning tasks never run
                         failures.append((_pretraining_label(planned), planned.pretrain_key, job))
                         progress.advance(bar, len(group))
-        except BaseException:  # Ctrl-C: stop the tasks too (local tasks outlive this process otherwise)
+        except BaseException:  # Ctrl-C or SIGTERM: stop the tasks too (local tasks outlive this process otherwise)
             for job in running:
-                job.cancel(check=False)
+                stop_local_task(job)
             raise
     return failures
+
+
+def stop_local_task(job) -> None:
+    """SIGINT to the task's submitit controller, which then stops the task. submitit's own cancel
+    signals only the shell that runs our setup lines (the job id is its pid), and that shell just
+    waits for the controller; a Ctrl-C in a terminal reaches them all, a SIGTERM to bench does not."""
+    shell = job.job_id
+    children = Path(f"/proc/{shell}/task/{shell}/children")  # Linux; elsewhere only the shell is signalled
+    for pid in children.read_text().split() if children.exists() else ():
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            os.kill(int(pid), signal.SIGINT)
+    job.cancel(check=False)
 
 
 def _pretraining_label(planned: PlannedJob) -> str:

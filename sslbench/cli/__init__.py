@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 
@@ -35,6 +36,9 @@ def show_data_warnings_in_one_line() -> None:
 
 def main() -> None:
     show_data_warnings_in_one_line()
+    # SIGTERM (kill, timeout, a scheduler's stop) as Ctrl-C: local bench tasks are cancelled, not left
+    # running to race a re-run, and the process group is shut down
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     console.quiet = not distributed.is_main()  # under torchrun, rank 0 alone prints tables and progress
     try:
         # not standalone: a bad option raises here and is printed in one line like every other error

@@ -104,15 +104,20 @@ def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp
 
 
 @pytest.mark.slow
-def test_sigterm_on_the_bench_stops_its_local_tasks(tmp_path):
+def test_one_bench_per_out_folder_and_sigterm_stops_its_local_tasks(tmp_path):
     out = tmp_path / "out"
-    command = [*bench(out, "--launcher", "local", "--local-parallel", "1"), "--set", "pretrain.steps=100000"]
+    command = [*bench(out, "--launcher", "local", "--local-parallel", "1"), "--skip", "scratch", "--set",
+               "pretrain.steps=100000"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not any("pretrain instance_aware step" in log.read_text()
                                                   for log in (out / "submitit").glob("*_0_log.out")):
         time.sleep(0.2)
     assert processes_using(out), "the pretraining task never started"
+    second = subprocess.run(bench(out, "--launcher", "local"), capture_output=True, text=True, timeout=300)
+    assert second.returncode == 2 and second.stderr.strip().splitlines() == [
+        f"error: {out}: another `sslbench bench` is running over this folder; let it finish (or stop it) and run "
+        "this command again, or give another --out."]
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 130, process.stderr.read()
     deadline = time.monotonic() + 30  # the controller gives its task 1 s after SIGINT, then SIGKILL

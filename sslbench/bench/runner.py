@@ -6,9 +6,13 @@ killed job leaves no row, and its training resumes from ``out/checkpoints`` on t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -38,6 +42,26 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
     check_strategies(opts)
     if distributed.launched() and launch is not None and launch.launcher != "none":
         raise ConfigError("--launcher starts its own processes; run it without torchrun.")
+    with only_bench_over(opts.out) if distributed.is_main() else contextlib.nullcontext():
+        return _run_jobs(opts, console, launch, warn)
+
+
+def only_bench_over(out: Path):
+    """Held while bench runs: a second bench over the same --out would run the same unfinished jobs
+    side by side, writing the same checkpoints."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out / "bench.lock")
+    try:
+        return lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(f"{out}: another `sslbench bench` is running over this folder; let it finish (or stop "
+                          "it) and run this command again, or give another --out.") from None
+    except NotImplementedError:  # a file system without locks: run unguarded, as before
+        return contextlib.nullcontext()
+
+
+def _run_jobs(opts: BenchOptions, console: Console | None, launch: LaunchOptions | None,
+              warn: Callable[[str], None]) -> dict:
     checkpoints = bench_checkpoints(opts.out)
     if distributed.is_main():
         Store(opts.out)

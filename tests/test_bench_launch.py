@@ -109,24 +109,27 @@ def test_one_bench_per_out_folder_and_sigterm_stops_its_local_tasks(tmp_path):
     command = [*bench(out, "--launcher", "local", "--local-parallel", "1"), "--skip", "scratch", "--set",
                "pretrain.steps=100000"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not any("pretrain instance_aware step" in log.read_text()
-                                                  for log in (out / "submitit").glob("*_0_log.out")):
-        time.sleep(0.2)
-    assert processes_using(out), "the pretraining task never started"
-    second = subprocess.run(bench(out, "--launcher", "local"), capture_output=True, text=True, timeout=300)
-    assert second.returncode == 2 and second.stderr.strip().splitlines() == [
-        f"error: {out}: another `sslbench bench` is running over this folder; let it finish (or stop it) and run "
-        "this command again, or give another --out."]
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 130, process.stderr.read()
-    deadline = time.monotonic() + 30  # the controller gives its task 1 s after SIGINT, then SIGKILL
-    while time.monotonic() < deadline and processes_using(out):
-        time.sleep(0.2)
-    left = processes_using(out)
-    for pid in left:  # never leave a 100000-step task behind on the test machine
-        os.kill(pid, signal.SIGKILL)
-    assert not left  # nothing left to race a re-run over the same --out
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not any("pretrain instance_aware step" in log.read_text()
+                                                      for log in (out / "submitit").glob("*_0_log.out")):
+            time.sleep(0.2)
+        assert processes_using(out), "the pretraining task never started"
+        second = subprocess.run(bench(out, "--launcher", "local"), capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and second.stderr.strip().splitlines() == [
+            f"error: {out}: another `sslbench bench` is running over this folder; let it finish (or stop it) and "
+            "run this command again, or give another --out."]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 130, process.stderr.read()
+        deadline = time.monotonic() + 30  # the controller gives its task 1 s after SIGINT, then SIGKILL
+        while time.monotonic() < deadline and processes_using(out):
+            time.sleep(0.2)
+        assert not processes_using(out)  # nothing left to race a re-run over the same --out
+    finally:  # whatever failed above, never leave a 100000-step task running on the test machine
+        process.kill()
+        for pid in processes_using(out):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def processes_using(folder) -> list[int]:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

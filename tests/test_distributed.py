@@ -68,7 +68,7 @@ def test_torchrun_sslbench_run_writes_one_run_folder_like_a_single_process(tmp_p
     assert single.returncode == 0, single.stderr[-3000:]
     ddp, one = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("ddp", "one"))
     assert ddp.keys() == one.keys() and ddp["test"].keys() == one["test"].keys()
-    assert ddp["processes"] == 2 and one["processes"] == 1
+    assert ddp["arithmetic"]["processes"] == 2 and one["arithmetic"]["processes"] == 1
     assert ddp["images"] == one["images"]  # same seeded split on every rank
     assert len(ddp["history"]["pretrain"]) == len(one["history"]["pretrain"]) == 2
     for value in [*ddp["test"]["per_image_mean"].values(), *(h["loss"] for h in ddp["history"]["pretrain"])]:
@@ -88,6 +88,7 @@ def test_torchrun_sslbench_bench_writes_one_row_per_job(tmp_path):
     rows = Store(out).rows()
     assert sorted(row["strategy"] for row in rows) == ["instance_aware", "scratch"]
     assert all(math.isfinite(row["aji"]) and row["prediction"] for row in rows)
+    assert all(row["arithmetic"]["processes"] == 2 for row in rows)
     assert sorted(p.name for p in (out / "encoders").glob("*.safetensors")) == [
         "instance_aware-s0.safetensors", "scratch-s0.safetensors"]
     again = torchrun(*args, cwd=tmp_path)

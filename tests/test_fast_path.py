@@ -42,6 +42,7 @@ def test_arithmetic_records_precision_kernels_and_threads(monkeypatch):
     assert fp32["precision"] == "fp32" and fp32["channels_last"] is False
     assert fp32["kernels"] == torch.backends.cpu.get_cpu_capability() and fp32["threads"] == torch.get_num_threads()
     assert fp32["processor"]  # the CPU's model name
+    assert fp32["processes"] == 1  # not under torchrun
     bf16 = arithmetic(resolve({"amp": True, "channels_last": True}, CPU), CPU)
     assert bf16["precision"] == "bf16" and bf16["channels_last"] is True
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # caps the convolutions' kernels: the record must say so
@@ -49,6 +50,10 @@ def test_arithmetic_records_precision_kernels_and_threads(monkeypatch):
     assert capped["kernels"].endswith("oneDNN <= AVX2")
     assert describe_arithmetic(dict(bf16, threads=1, processor="AMD EPYC")) == \
         f"bf16 channels_last, {bf16['kernels']} kernels, 1 thread, AMD EPYC"
+    assert describe_arithmetic(dict(fp32, threads=2, processor="AMD EPYC", processes=4)) == \
+        f"fp32, {fp32['kernels']} kernels, 2 threads, AMD EPYC, 4 processes"
+    recorded_before_processes = {k: v for k, v in bf16.items() if k != "processes"}
+    assert describe_arithmetic(recorded_before_processes) == describe_arithmetic(bf16)
     assert describe_arithmetic(None) == "not recorded"
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from sslbench.config import ENGINE_SWITCHES, engine_settings
+from sslbench.engine import distributed
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def arithmetic(accel: Acceleration, device: torch.device, threads: int | None = 
     """What fixes a run's floating-point arithmetic besides its config and seed. The same job computed
     with another of these lands elsewhere (the synthetic demo: 70.3 to 78.7 % AJI on one machine,
     docs/results.md), so results record it; two machines can still differ where all of it agrees.
-    ``threads``: another process's thread count (a launched task's), else this process's."""
+    ``threads``: another process's thread count (a launched task's), else this process's. ``processes``:
+    torchrun's process count, which changes the order in which gradients and scores are summed."""
     if device.type == "cuda":
         processor, kernels = torch.cuda.get_device_name(device), f"CUDA {torch.version.cuda}"
     else:
@@ -67,16 +69,20 @@ def arithmetic(accel: Acceleration, device: torch.device, threads: int | None = 
         if os.environ.get("ONEDNN_MAX_CPU_ISA"):  # caps oneDNN's convolutions, which ATen's capability does not show
             kernels += f", oneDNN <= {os.environ['ONEDNN_MAX_CPU_ISA']}"
     return {"precision": "bf16" if accel.amp else "fp32", "channels_last": accel.channels_last,
-            "kernels": kernels, "threads": threads or torch.get_num_threads(), "processor": processor}
+            "kernels": kernels, "threads": threads or torch.get_num_threads(), "processor": processor,
+            "processes": distributed.world_size()}
 
 
 def describe_arithmetic(record: dict | None) -> str:
-    """One line for a table's caption: 'bf16 channels_last, AVX512 kernels, 1 thread, AMD EPYC'."""
+    """One line for a table's caption: 'bf16 channels_last, AVX512 kernels, 1 thread, AMD EPYC', with
+    ', 2 processes' where torchrun ran it (records from before that field were all one process)."""
     if not record:
         return "not recorded"
     layout = " channels_last" if record["channels_last"] else ""
     threads = f"{record['threads']} thread{'s' if record['threads'] != 1 else ''}"
-    return f"{record['precision']}{layout}, {record['kernels']} kernels, {threads}, {record['processor']}"
+    processes = record.get("processes", 1)
+    many = f", {processes} processes" if processes > 1 else ""
+    return f"{record['precision']}{layout}, {record['kernels']} kernels, {threads}, {record['processor']}{many}"
 
 
 def cpu_model_name() -> str:

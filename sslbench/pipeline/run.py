@@ -54,7 +54,6 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
     fin = finetune_phase(cfg, split, folder.encoder.load(), device, folder.checkpoints)
     result = {
         "strategy": cfg.name, "preset": cfg.preset, "seed": cfg.seed, "device": str(device),
-        "processes": distributed.world_size(),
         # "auto" picks bf16 per machine, and precision and kernels move the numbers (engine.accel)
         "arithmetic": arithmetic(acceleration(cfg, device), device),
         "test": fin["test"], "validation": fin["validation"], "postprocess": fin["postprocess"],

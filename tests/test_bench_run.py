@@ -1,4 +1,5 @@
-"""``sslbench bench`` end to end at a tiny size: SIGKILL and resume, skip, --test-data, leaderboard, figures."""
+"""``sslbench bench`` end to end at a tiny size: SIGKILL and resume, skip, --test-data, leaderboard, figures,
+--force."""
 
 import json
 import signal
@@ -98,6 +99,17 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     for name in ("overlay", "density"):
         png = out / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+    sidecars = {row["strategy"]: (out / row["encoder"]).with_suffix(".json") for row in rows}
+    made = {strategy: sidecar.stat().st_mtime_ns for strategy, sidecar in sidecars.items()}
+    forced = CliRunner().invoke(app, [*args, "--force", "--skip", "scratch"])
+    assert forced.exit_code == 0 and "1 jobs run, 0 already done (skipped)" in forced.output, forced.output
+    assert sidecars["scratch"].stat().st_mtime_ns == made["scratch"] and other_bench.is_file()  # not its jobs
+    assert sidecars["instance_aware"].stat().st_mtime_ns > made["instance_aware"]  # pretrained again
+    redone = {row["strategy"]: row for row in Store(out).rows()}
+    assert redone["scratch"]["finished_at"] == rows[0]["finished_at"] and len(redone) == 2
+    assert redone["instance_aware"]["finished_at"] > rows[1]["finished_at"]
+    assert redone["instance_aware"]["pretrain_seconds"] > 0  # the row carries its new pretraining's time
 
 
 def test_imagenet_in_the_grid_without_weights_is_a_one_line_error_before_any_work(tmp_path):

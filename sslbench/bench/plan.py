@@ -106,6 +106,23 @@ def bench_checkpoints(out: Path) -> Checkpoints:
     return Checkpoints(out / "checkpoints")
 
 
+def pretraining_checkpoints(out: Path, planned: PlannedJob) -> Checkpoints:
+    return bench_checkpoints(out).subfolder(f"pretrain-{planned.pretrain_key}")
+
+
+def finetuning_checkpoints(out: Path, planned: PlannedJob) -> Checkpoints:
+    return bench_checkpoints(out).subfolder(planned.key)
+
+
+def forget_earlier_work(out: Path, plan: list[PlannedJob]) -> None:
+    """--force: the planned jobs' encoders and checkpoints go, so they run from the start; other jobs'
+    in the same folder (another suite's paused work, a --skip'ped strategy's encoder) stay."""
+    for planned in plan:
+        job_encoder(out, planned.job).discard()
+        pretraining_checkpoints(out, planned).remove()
+        finetuning_checkpoints(out, planned).remove()
+
+
 @dataclass(frozen=True)
 class PlannedJob:
     """A job to run, and what a task needs to run it on its own (all of it pickles)."""
@@ -125,7 +142,7 @@ def plan_jobs(opts: BenchOptions, done: set[str]) -> tuple[list[PlannedJob], lis
         if opts.force or key not in done:
             first = pretrain_key not in pretrainings
             pretrainings.add(pretrain_key)
-            claims = first and not job_encoder(opts.out, job).reusable(pretrain_key)
+            claims = first and (opts.force or not job_encoder(opts.out, job).reusable(pretrain_key))
             plan.append(PlannedJob(job, key, pretrain_key, claims))
             configs.append(cfg)
     return plan, configs

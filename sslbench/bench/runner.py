@@ -17,13 +17,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sslbench.bench.launch import LaunchOptions, local_task_threads, submit
-from sslbench.bench.plan import BenchOptions, bench_checkpoints, check_strategies, job_split, plan_jobs
+from sslbench.bench.plan import (
+    BenchOptions,
+    bench_checkpoints,
+    check_strategies,
+    forget_earlier_work,
+    job_split,
+    plan_jobs,
+)
 from sslbench.bench.store import Store, merge_results
 from sslbench.bench.tasks import finetune_job, pretrained_encoder
 from sslbench.engine import distributed
 from sslbench.engine.accel import arithmetic, describe_arithmetic
 from sslbench.errors import ConfigError
-from sslbench.pipeline.artifact import EncoderArtifact
 from sslbench.pipeline.data import check_inputs, load_data
 from sslbench.pipeline.phases import acceleration, resolve_device
 
@@ -61,19 +67,17 @@ def only_bench_over(out: Path):
 
 def _run_jobs(opts: BenchOptions, console: Console | None, launch: LaunchOptions | None,
               warn: Callable[[str], None]) -> dict:
-    checkpoints = bench_checkpoints(opts.out)
     if distributed.is_main():
         Store(opts.out)
         merge_results(opts.out, warn)
-        if opts.force:
-            checkpoints.remove()
-            for weights in (opts.out / "encoders").glob("*.safetensors"):
-                EncoderArtifact(weights).discard()
     if distributed.launched():
         resolve_device(opts.device)  # joins the process group: every process must plan the same jobs
         distributed.barrier()
     store = Store(opts.out)
     plan, configs = plan_jobs(opts, store.done_keys())
+    if opts.force:
+        forget_earlier_work(opts.out, plan)  # the main process deletes; the others wait for it
+        distributed.barrier()
     skipped = len(opts.suite.jobs(range(opts.seeds))) - len(plan)
     if not plan:
         return {"ran": 0, "skipped": skipped}
@@ -106,7 +110,7 @@ def _run_jobs(opts: BenchOptions, console: Console | None, launch: LaunchOptions
             encoders[planned.pretrain_key] = (state, None)  # later jobs reuse it: their pretraining cost is nil
             progress.advance(task)
         progress.update(task, description=f"{opts.suite.name}: finished")
-    checkpoints.remove_if_empty()  # each job removed its own subfolder
+    bench_checkpoints(opts.out).remove_if_empty()  # each job removed its own subfolder
     return {"ran": len(plan), "skipped": skipped}
 
 

@@ -17,12 +17,13 @@ import sslbench
 from sslbench.bench.plan import (
     BenchOptions,
     PlannedJob,
-    bench_checkpoints,
     encoder_fingerprint,
+    finetuning_checkpoints,
     job_config,
     job_encoder,
     job_keys,
     job_split,
+    pretraining_checkpoints,
 )
 from sslbench.bench.store import METRIC_COLUMNS, write_result
 from sslbench.engine import distributed
@@ -73,7 +74,7 @@ def pretrained_encoder(opts: BenchOptions, planned: PlannedJob, cfg: Config, spl
     else pretrained (resuming a killed pretraining from its checkpoint), and the seconds pretraining
     took (None when reused)."""
     encoder = job_encoder(opts.out, planned.job)
-    checkpoints = bench_checkpoints(opts.out).subfolder(f"pretrain-{planned.pretrain_key}")
+    checkpoints = pretraining_checkpoints(opts.out, planned)
     result = pretrain_phase(cfg, split, device, encoder, checkpoints, encoder_fingerprint(cfg, opts, planned.job))
     checkpoints.remove()
     return encoder.load(), None if result["reused"] else result["seconds"]
@@ -84,7 +85,7 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
     """Finetune from ``encoder``, score the test images, save the first one's prediction; returns the
     job's store row."""
     job, key = planned.job, planned.key
-    checkpoints = bench_checkpoints(opts.out).subfolder(key)
+    checkpoints = finetuning_checkpoints(opts.out, planned)
     result = finetune_phase(cfg, split, encoder, device, checkpoints)
     prediction = None
     if distributed.is_main():  # under torchrun the other processes only helped train and score

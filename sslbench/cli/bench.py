@@ -70,7 +70,8 @@ def bench(
     out: Annotated[Path, typer.Option(help="Output folder: results.sqlite, encoders/, leaderboards.")] = Path("bench"),
     skip: Annotated[list[str], typer.Option(help="Leave a strategy of the suite out (e.g. imagenet without "
                                                  "weights).")] = [],  # noqa: B006  (typer reads the default)
-    force: Annotated[bool, typer.Option(help="Re-run finished jobs and re-pretrain encoders.")] = False,
+    force: Annotated[bool, typer.Option(help="Re-run the suite's finished jobs and re-pretrain their encoders "
+                                             "(other suites' work in --out stays).")] = False,
     compile_: Compile = False,
     plugin: Plugins = [],  # noqa: B006
     set_: Overrides = [],  # noqa: B006

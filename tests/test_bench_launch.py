@@ -81,9 +81,8 @@ def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp
         assert {c: row[c] for c in SAME} == {c: expected[key][c] for c in SAME}
         assert all(math.isfinite(row[m]) for m in ("aji", "aji_plus", "pq", "dice", "f1"))
         assert row["device"] == "cpu" and row["finetune_seconds"] > 0 and row["arithmetic"]["threads"] >= 1
-    # instance_aware's row carries its pretraining time; scratch's encoder was made by the failed submission
-    assert [rows[k]["pretrain_seconds"] is None for k in sorted(rows, key=lambda k: rows[k]["strategy"])] == [
-        False, True]
+    # each row carries its pretraining time, scratch's too, though the failed submission made its encoder
+    assert all(row["pretrain_seconds"] > 0 for row in rows.values())
     assert not (out / "checkpoints").exists()
     assert sorted(p.stem for p in (out / RESULTS_FOLDER).glob("*.json")) == sorted(expected)
 

@@ -70,6 +70,7 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
         assert 0 <= row["aji"] <= 1 and row["scores"]["per_image_mean"]["aji"] == pytest.approx(
             sum(p["aji"] for p in row["scores"]["per_image"]) / 2)
         assert row["finetune_seconds"] > 0 and row["versions"]["torch"] and len(row["key"]) == 16
+        assert row["pretrain_seconds"] > 0  # instance_aware's too, if its encoder was made before the kill
         assert (out / row["encoder"]).is_file() and (out / row["prediction"]).is_file()
 
     again = CliRunner().invoke(app, args)

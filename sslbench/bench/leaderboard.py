@@ -404,8 +404,8 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     order = ("test images in cell order: " + ", ".join(short[p["name"]] for p in rows[0]["scores"]["per_image"])
              if same_test_images else "each cell names its test images")
     caption = (f"One row per finished job; scores are per-image means; {order}; image names cut to the fields that "
-               f"tell them apart; pretraining 'reused' where the job found its encoder made (by another job of it, or "
-               f"before the job was resumed){computed}.")
+               f"tell them apart; pretraining 'reused' where the job found its encoder made (its time is in another "
+               f"row, or in the encoder's sidecar, encoders/*.json){computed}.")
     return Board(f"{suite.name}: every job", caption, [(h, False) for h in headers], board_rows)
 
 

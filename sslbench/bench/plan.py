@@ -129,20 +129,25 @@ class PlannedJob:
     job: Job
     key: str
     pretrain_key: str
-    # first job of its (strategy, seed, fold) whose encoder is not made yet: its row carries the pretraining time
+    # first job of its (strategy, seed, fold) to run whose pretraining no stored row records (the encoder is
+    # to be made, or a bench was stopped after making it): its row carries the pretraining time
     claims_pretraining: bool
 
 
 def plan_jobs(opts: BenchOptions, done: set[str]) -> tuple[list[PlannedJob], list[Config]]:
     """The suite's jobs not in ``done`` (all with --force), grouped by pretraining, with their configs."""
-    plan, configs, pretrainings = [], [], set()
+    jobs = []
     for job in opts.suite.jobs(range(opts.seeds)):
         cfg = job_config(opts, job)
-        key, pretrain_key = job_keys(cfg, opts, job)
+        jobs.append((job, cfg, *job_keys(cfg, opts, job)))
+    recorded = {pretrain_key for _, _, key, pretrain_key in jobs if key in done}  # a stored row has its time
+    plan, configs, pretrainings = [], [], set()
+    for job, cfg, key, pretrain_key in jobs:
         if opts.force or key not in done:
             first = pretrain_key not in pretrainings
             pretrainings.add(pretrain_key)
-            claims = first and (opts.force or not job_encoder(opts.out, job).reusable(pretrain_key))
+            claims = first and (opts.force or pretrain_key not in recorded
+                                or not job_encoder(opts.out, job).reusable(pretrain_key))
             plan.append(PlannedJob(job, key, pretrain_key, claims))
             configs.append(cfg)
     return plan, configs

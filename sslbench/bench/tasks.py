@@ -72,12 +72,12 @@ def pretrained_encoder(opts: BenchOptions, planned: PlannedJob, cfg: Config, spl
                        device) -> tuple[dict, float | None]:
     """The weights of ``planned``'s encoder, reused if it finished with this pretraining's identity,
     else pretrained (resuming a killed pretraining from its checkpoint), and the seconds pretraining
-    took (None when reused)."""
+    took where ``planned`` claims them (else None: another row records them)."""
     encoder = job_encoder(opts.out, planned.job)
     checkpoints = pretraining_checkpoints(opts.out, planned)
     result = pretrain_phase(cfg, split, device, encoder, checkpoints, encoder_fingerprint(cfg, opts, planned.job))
     checkpoints.remove()
-    return encoder.load(), None if result["reused"] else result["seconds"]
+    return encoder.load(), result["seconds"] if planned.claims_pretraining else None
 
 
 def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: DataSplit, encoder: dict,

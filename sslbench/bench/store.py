@@ -46,10 +46,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     test_names TEXT NOT NULL,
     train_names TEXT,              -- the labelled images this job finetuned on (its label fraction's subset)
     val_names TEXT,                -- and chose its checkpoint and post-processing on
-    pretrain_seconds REAL,         -- NULL when the encoder was reused from an earlier job
+    pretrain_seconds REAL,         -- NULL when another row (or the encoder's sidecar) has it
     finetune_seconds REAL NOT NULL,
     device TEXT NOT NULL,
-    arithmetic TEXT,               -- JSON: precision, kernels, threads, processor (engine.accel.arithmetic)
+    arithmetic TEXT,               -- JSON: precision, kernels, threads, processor, processes (accel.arithmetic)
     versions TEXT NOT NULL,
     git_commit TEXT,
     encoder TEXT NOT NULL,         -- paths relative to the output folder

@@ -139,16 +139,16 @@ def pretrain_phase(cfg: Config, split: DataSplit, device: torch.device, encoder:
     fraction.
 
     ``fingerprint`` (default ``pretrain_fingerprint(cfg)``) is what the encoder is made with: an
-    ``encoder`` that finished with its identity is reused as is (``"reused"`` in the result). Else its
-    old sidecar goes first, training state is checkpointed in ``checkpoints`` and resumed from on a
-    re-run, and the checkpoint goes once the encoder is saved.
+    ``encoder`` that finished with its identity is reused as is, with its sidecar's history and seconds.
+    Else its old sidecar goes first, training state is checkpointed in ``checkpoints`` and resumed from
+    on a re-run, and the checkpoint goes once the encoder is saved.
     """
     fingerprint = pretrain_fingerprint(cfg) if fingerprint is None else fingerprint
     images = len(split.pretrain)
     done = encoder.reusable(encoder_identity(fingerprint))
     if done is not None:
         log.info("pretraining already finished: reusing %s", encoder.path)
-        return {"history": done["history"], "seconds": done["seconds"], "images": images, "reused": True}
+        return {"history": done["history"], "seconds": done["seconds"], "images": images}
     encoder.discard()
     distributed.barrier()  # no process may see the old sidecar once pretraining starts
     generator = distributed.rank_stream(seed_everything(cfg.seed))
@@ -164,7 +164,7 @@ def pretrain_phase(cfg: Config, split: DataSplit, device: torch.device, encoder:
             "sslbench_version": sslbench.__version__, "history": history, "seconds": seconds})
     checkpoints.finish("pretrain")  # the encoder file supersedes it
     distributed.barrier()  # every process reads the encoder file next
-    return {"history": history, "seconds": seconds, "images": images, "reused": False}
+    return {"history": history, "seconds": seconds, "images": images}
 
 
 def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: torch.device,

@@ -37,8 +37,10 @@ def show_data_warnings_in_one_line() -> None:
 def main() -> None:
     show_data_warnings_in_one_line()
     # SIGTERM (kill, timeout, a scheduler's stop) as Ctrl-C: local bench tasks are cancelled, not left
-    # running to race a re-run, and the process group is shut down
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # running to race a re-run, and the process group is shut down. SIGINT too, where it came in ignored
+    # (a script's background job): local tasks would inherit that and never stop on their SIGINT
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
     console.quiet = not distributed.is_main()  # under torchrun, rank 0 alone prints tables and progress
     try:
         # not standalone: a bad option raises here and is printed in one line like every other error

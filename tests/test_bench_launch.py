@@ -107,7 +107,7 @@ def test_one_bench_per_out_folder_and_sigterm_stops_its_local_tasks(tmp_path):
     out = tmp_path / "out"
     command = [*bench(out, "--launcher", "local", "--local-parallel", "1"), "--skip", "scratch", "--set",
                "pretrain.steps=100000"]
-    # started as a script's background job is, with Ctrl-C ignored: its tasks must still stop
+    # started the way a script starts a background job, with Ctrl-C ignored: its tasks must still stop
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:

@@ -76,7 +76,7 @@ def test_cpu_preset_finetune_step(benchmark):
     model = build_segmenter(cfg.backbone, cfg.head)
     if accel.channels_last:
         model.to(memory_format=torch.channels_last)
-    sampler = FinetuneSampler(ft["crop"], ft["scale"], ft["elastic"], ft["stain_jitter"])
+    sampler = FinetuneSampler(ft["crop"], ft["scale"], ft["elastic"], ft["stain_scale"], ft["stain_shift"])
     sources = finetune_sources(Synthetic(num_images=2, size=400).load(), ft["boundary_width"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=ft["lr"])
     weights = torch.tensor(ft["class_weights"])

@@ -1,10 +1,11 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import square, synthetic_samples, write_folder_set, write_monuseg
+from data_helpers import SHARED_DATA, square, synthetic_samples, write_folder_set, write_monuseg
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -23,10 +24,11 @@ def test_inspect_json_counts_nuclei_and_keeps_warnings_off_stdout(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
         "format": "monuseg", "total_nuclei": 2,
-        "images": [{"name": "a", "height": 12, "width": 12, "nuclei": 2},
-                   {"name": "b", "height": 12, "width": 12, "nuclei": None}]}
+        "images": [{"name": "a", "height": 12, "width": 12, "nuclei": 2,
+                    "annotation": str(tmp_path / "data" / "Annotations" / "a.xml")},
+                   {"name": "b", "height": 12, "width": 12, "nuclei": None, "annotation": None}]}
     assert "a.xml: 1 region(s) skipped (fewer than 3 vertices)" in result.stderr
-    assert "1 of 2 images have no XML" in result.stderr
+    assert "1 of 2 images have no annotation" in result.stderr
 
 
 def test_inspect_table(tmp_path):
@@ -35,6 +37,17 @@ def test_inspect_table(tmp_path):
     assert result.exit_code == 0, result.output
     assert "(folder)" in result.stdout and "2 images, 2 labelled" in result.stdout
     assert "synthetic_001" in result.stdout and "48 × 48" in result.stdout
+    assert "label map in labels/" in result.stdout
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "monuseg2018_train").is_dir(), reason="shared MoNuSeg data absent")
+def test_inspect_reports_all_30_shared_training_images_annotated():
+    result = CliRunner().invoke(app, ["data", "inspect", str(SHARED_DATA / "monuseg2018_train"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    kinds = [Path(row["annotation"]).parent.name for row in report["images"]]
+    assert report["total_nuclei"] == 16959 and len(kinds) == 30
+    assert kinds.count("Annotations") == 13 and kinds.count("Label Maps") == 17
 
 
 def test_render_writes_16_bit_labels_and_outline_overlay(tmp_path):

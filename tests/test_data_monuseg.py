@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from data_helpers import SHARED_DATA, save_image, square, write_monuseg
 
-from sslbench.data.io import DataWarning
+from sslbench.data.io import DataWarning, read_label_map, write_label_map
 from sslbench.data.monuseg import MoNuSeg, parse_aperio_xml, rasterise
 from sslbench.errors import DataError
 
@@ -63,7 +63,7 @@ def test_xml_parse_errors_name_the_file(tmp_path):
 def test_layouts_and_unannotated_images(tmp_path, flat):
     regions = [square(1.5, 2.5, 4.5, 5.5), square(7.5, 1.5, 9.5, 3.5)]
     write_monuseg(tmp_path, {"a": IMAGE, "b": IMAGE}, {"a": regions}, flat=flat)
-    with pytest.warns(DataWarning, match="1 of 2 images have no XML annotation"):
+    with pytest.warns(DataWarning, match=r"1 of 2 images have no annotation \(XML or label map\)"):
         samples = MoNuSeg(tmp_path).load()
     assert [s.name for s in samples] == ["a", "b"]
     assert samples[0].labels.max() == 2 and samples[0].labels.dtype == np.int32
@@ -79,7 +79,7 @@ def test_annotation_without_nuclei_is_kept_as_labelled(tmp_path):
 
 def test_layout_errors(tmp_path):
     write_monuseg(tmp_path / "orphan", {"a": IMAGE}, {"a": [], "zz": []})
-    with pytest.raises(DataError, match="zz.xml: XML annotation has no image"):
+    with pytest.raises(DataError, match=r"zz.xml: annotation \(XML or label map\) has no image"):
         MoNuSeg(tmp_path / "orphan")
     dup = write_monuseg(tmp_path / "dup", {"a": IMAGE}, {})
     save_image(dup / "Tissue Images" / "a.png", IMAGE)
@@ -90,6 +90,22 @@ def test_layout_errors(tmp_path):
         MoNuSeg(tmp_path / "empty")
 
 
+def test_label_maps_annotate_images_without_xml_and_two_annotations_are_refused(tmp_path):
+    write_monuseg(tmp_path, {"a": IMAGE, "b": IMAGE, "c": IMAGE}, {"a": [square(1.5, 2.5, 4.5, 5.5)]})
+    labels = np.zeros(IMAGE.shape[:2], np.int32)
+    labels[1:4, 1:4], labels[6:9, 6:9] = 7, 300  # any ids, 16-bit
+    (tmp_path / "Label Maps").mkdir()
+    (tmp_path / "labels").mkdir()
+    write_label_map(tmp_path / "Label Maps" / "b", labels)
+    samples = MoNuSeg(tmp_path).load()
+    assert samples[0].annotation.endswith("a.xml") and samples[1].annotation.endswith("b.png")
+    np.testing.assert_array_equal(samples[1].labels, labels)
+    assert samples[2].labels is None and samples[2].annotation == ""
+    write_label_map(tmp_path / "labels" / "a", labels)  # a user's correction of an image that has XML
+    with pytest.raises(DataError, match=r"a\.xml and .*labels/a\.png: two annotations of image 'a'"):
+        MoNuSeg(tmp_path)
+
+
 @pytest.mark.skipif(not (SHARED_DATA / "monuseg2018_train").is_dir(), reason="shared MoNuSeg data absent")
 def test_real_monuseg_training_set():
     start = time.perf_counter()
@@ -97,12 +113,25 @@ def test_real_monuseg_training_set():
         warnings.simplefilter("ignore", DataWarning)
         samples = MoNuSeg(SHARED_DATA / "monuseg2018_train").load()
     elapsed = time.perf_counter() - start
-    labelled = [s for s in samples if s.labelled]
-    assert len(samples) == 30 and len(labelled) == 13
+    assert len(samples) == 30 and all(s.labelled for s in samples)
     assert all(s.image.shape == (1000, 1000, 3) for s in samples)
-    assert sum(len(np.unique(s.labels)) - 1 for s in labelled) == 4949  # README: regions with >= 3 vertices
-    for sample in labelled:  # polygons land on nuclei: darker inside than outside or when shifted
+    from_xml = [s for s in samples if s.annotation.endswith(".xml")]
+    assert len(from_xml) == 13
+    assert sum(len(np.unique(s.labels)) - 1 for s in from_xml) == 4949  # README: regions with >= 3 vertices
+    assert sum(len(np.unique(s.labels)) - 1 for s in samples) == 16959  # README: 4,949 + 12,010
+    for sample in samples:  # nuclei land on nuclei: darker inside than outside or when shifted
         brightness, inside = sample.image.mean(axis=-1), sample.labels > 0
         assert brightness[inside].mean() < brightness[~inside].mean() - 25
         assert brightness[inside].mean() < brightness[np.roll(inside, (6, 6), axis=(0, 1))].mean() - 4
     assert elapsed < 60
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "monuseg2018_train").is_dir(), reason="shared MoNuSeg data absent")
+def test_real_label_maps_survive_a_write_and_read_round_trip(tmp_path):
+    dataset = MoNuSeg(SHARED_DATA / "monuseg2018_train")
+    from_maps = [dataset.load_entry(e) for e in dataset.entries if e[2].suffix == ".png"]
+    assert len(from_maps) == 17
+    for sample in from_maps:
+        written = write_label_map(tmp_path / sample.name, sample.labels)
+        again = read_label_map(written)
+        np.testing.assert_array_equal(again, sample.labels)  # the same ids on the same pixels

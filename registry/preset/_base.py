@@ -12,7 +12,7 @@ pretrain = dict(weight_decay=1e-4, log_every=25, checkpoint_every=100)
 # recipe switches (docs/results.md has their ablation): soft Dice weight, HED stain jitter, rescaling
 # range, elastic (alpha, sigma)
 finetune = dict(weight_decay=1e-4, log_every=25, boundary_width=2, class_weights=(1.0, 1.0, 2.0), eval_every=100,
-                checkpoint_every=100, dice_weight=0.0, stain_jitter=0.0, scale=None, elastic=None)
+                checkpoint_every=100, dice_weight=0.0, stain_scale=0.0, stain_shift=0.0, scale=None, elastic=None)
 # whole images, tiled; flips: test-time flip averaging; tune: a grid of post-processing values chosen
 # on the validation images (empty: the fixed min_area and argmax classes)
 evaluation = dict(min_area=30, tile=1024, overlap=128, flips=False, tune=dict())

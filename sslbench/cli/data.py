@@ -64,7 +64,8 @@ def inspect(
     with _warnings_to_stderr():
         dataset = dataset_from_path(path, format)
         rows = [{"name": s.name, "height": s.image.shape[0], "width": s.image.shape[1],
-                 "nuclei": count_nuclei(s.labels)} for s in _samples(dataset, "reading")]
+                 "nuclei": count_nuclei(s.labels), "annotation": s.annotation or None}
+                for s in _samples(dataset, "reading")]
     total = sum(row["nuclei"] or 0 for row in rows)
     if as_json:
         print(json.dumps({"format": dataset.format, "images": rows, "total_nuclei": total}, indent=2))
@@ -73,11 +74,20 @@ def inspect(
     table = Table(title=f"{path} ({dataset.format})", show_footer=True)
     table.add_column("image", footer=f"{len(rows)} images, {labelled} labelled")
     table.add_column("height × width", justify="right")
+    table.add_column("annotation read")
     table.add_column("nuclei", justify="right", footer=f"{total:,}")
     for row in rows:
         nuclei = "unlabelled" if row["nuclei"] is None else f"{row['nuclei']:,}"
-        table.add_row(row["name"], f"{row['height']} × {row['width']}", nuclei)
+        table.add_row(row["name"], f"{row['height']} × {row['width']}", _annotation_kind(row["annotation"]), nuclei)
     console.print(table)
+
+
+def _annotation_kind(path: str | None) -> str:
+    """'XML' or 'label map' and the folder it lay in (the file is named after the image), or '-'
+    (unlabelled or generated)."""
+    if not path:
+        return "-"
+    return f"{'XML' if path.lower().endswith('.xml') else 'label map'} in {Path(path).parent.name}/"
 
 
 def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ class Sample:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     labels: np.ndarray | None  # (H, W) int32 instance ids, 0 = background; None = unlabelled
     source: str = ""  # where it came from, for messages
+    annotation: str = ""  # the file its labels were read from ("" for unlabelled or generated data)
 
     @property
     def labelled(self) -> bool:

@@ -57,4 +57,4 @@ class Folder(FileDataset):
         if label_path is not None:
             labels = read_label_map(label_path)
             check_pair(image, labels, image_path, label_path)
-        return Sample(name, image, labels, source=str(image_path))
+        return Sample(name, image, labels, source=str(image_path), annotation=str(label_path or ""))

@@ -1,5 +1,8 @@
 """MoNuSeg reader: ``Tissue Images/*.tif`` + ``Annotations/*.xml`` (Aperio ImageScope), or both
-side by side in one folder. Images without an XML are returned unlabelled (pretraining only)."""
+side by side in one folder. An image may instead be annotated by an instance label map in
+``Label Maps/`` (how the 17 training images without public XML are distributed) or ``labels/`` (a
+user's own corrections); one image with two annotations is an error. Images with none are returned
+unlabelled (pretraining only)."""
 
 from __future__ import annotations
 
@@ -12,11 +15,14 @@ from skimage.draw import polygon
 from sslbench.data.base import Sample
 from sslbench.data.io import (
     IMAGE_SUFFIXES,
+    LABEL_SUFFIXES,
     FileDataset,
+    check_pair,
     pair_by_stem,
     find_child,
     list_files,
     read_image,
+    read_label_map,
     unique_stems,
     warn,
 )
@@ -25,6 +31,7 @@ from sslbench.registry import DATASETS
 
 IMAGE_DIRS = ("Tissue Images", "Tissue_Images", "TissueImages")
 ANNOTATION_DIRS = ("Annotations",)
+LABEL_MAP_DIRS = ("Label Maps", "Label_Maps", "LabelMaps", "labels")
 
 
 def parse_aperio_xml(path: Path) -> list[np.ndarray]:
@@ -121,16 +128,27 @@ class MoNuSeg(FileDataset):
         image_dir = find_child(self.root, *IMAGE_DIRS) or self.root
         xml_dir = find_child(self.root, *ANNOTATION_DIRS) or image_dir
         images = unique_stems(list_files(image_dir, IMAGE_SUFFIXES), image_dir)
-        xmls = unique_stems(list_files(xml_dir, (".xml",)), xml_dir)
         if not images:
             raise DataError(f"{image_dir}: no images found; a MoNuSeg folder holds 'Tissue Images/*.tif' "
                             "and 'Annotations/*.xml' (or both side by side).")
-        return pair_by_stem(images, xmls, image_dir, self.root, "XML annotation")
+        annotations = unique_stems(list_files(xml_dir, (".xml",)), xml_dir)
+        map_dirs = [d for d in (find_child(self.root, name) for name in LABEL_MAP_DIRS) if d is not None]
+        for map_dir in dict.fromkeys(map_dirs):  # find_child is case-insensitive: 'Labels' may match twice
+            for stem, path in unique_stems(list_files(map_dir, LABEL_SUFFIXES), map_dir).items():
+                if stem in annotations:
+                    raise DataError(f"{annotations[stem]} and {path}: two annotations of image '{stem}'; "
+                                    "keep only one of them.")
+                annotations[stem] = path
+        return pair_by_stem(images, annotations, image_dir, self.root, "annotation (XML or label map)")
 
     def load_entry(self, entry: tuple[str, Path, Path | None]) -> Sample:
-        name, image_path, xml_path = entry
+        name, image_path, annotation_path = entry
         image = read_image(image_path)
         labels = None
-        if xml_path is not None:
-            labels = rasterise(parse_aperio_xml(xml_path), image.shape[:2], xml_path)
-        return Sample(name, image, labels, source=str(image_path))
+        if annotation_path is not None and annotation_path.suffix.lower() == ".xml":
+            labels = rasterise(parse_aperio_xml(annotation_path), image.shape[:2], annotation_path)
+        elif annotation_path is not None:
+            labels = read_label_map(annotation_path)
+            check_pair(image, labels, image_path, annotation_path)
+        return Sample(name, image, labels, source=str(image_path),
+                      annotation=str(annotation_path) if annotation_path else "")

@@ -11,17 +11,14 @@ import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
-from skimage.color import hed_from_rgb, rgb_from_hed
 from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from sslbench.data.base import Sample, image_tensor
-from sslbench.data.image import normalize, pick_images, random_crop_box
+from sslbench.data.image import normalize, pick_images, random_crop_box, random_stain_jitter
 from sslbench.data.targets import instance_to_classes
 
-_HED_FROM_RGB = torch.from_numpy(hed_from_rgb).float()
-_RGB_FROM_HED = torch.from_numpy(rgb_from_hed).float()
 _DICE = smp.losses.DiceLoss("multiclass", from_logits=True)
 
 
@@ -38,11 +35,12 @@ class FinetuneSampler:
 
     ``scale`` (low, high): each crop is cut at ``crop / s`` px, s uniform in the range, and resized to
     ``crop`` (nuclei appear up to that much larger or smaller). ``elastic`` (alpha, sigma): torchvision's
-    elastic deformation, labels warped with nearest neighbours. ``stain_jitter``: H&E stain jitter."""
+    elastic deformation, labels warped with nearest neighbours. ``stain_scale``, ``stain_shift``: the H&E
+    stain jitter (``data.image.random_stain_jitter``; 0, 0: none)."""
 
     def __init__(self, crop: int, scale: Sequence[float] | None = None, elastic: Sequence[float] | None = None,
-                 stain_jitter: float = 0.0):
-        self.crop, self.scale, self.stain_jitter = crop, scale, stain_jitter
+                 stain_scale: float = 0.0, stain_shift: float = 0.0):
+        self.crop, self.scale, self.stain_scale, self.stain_shift = crop, scale, stain_scale, stain_shift
         self.elastic = v2.ElasticTransform(*elastic) if elastic else None
 
     def __call__(self, sources: Sequence[torch.Tensor], batch_size: int,
@@ -61,7 +59,9 @@ class FinetuneSampler:
                 crop = crop.flip(flip_dims)
             crops.append(self.warp(crop.rot90(turns[i], (-2, -1)), generator))
         batch = torch.stack(crops)
-        images = stain_jitter(batch[:, :3], generator, self.stain_jitter) if self.stain_jitter else batch[:, :3]
+        images = batch[:, :3]
+        if self.stain_scale or self.stain_shift:
+            images = random_stain_jitter(images.float().div(255), self.stain_scale, self.stain_shift, generator) * 255
         return colour_jitter(normalize(images), generator), batch[:, 3].long()
 
     def warp(self, crop: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -76,19 +76,6 @@ class FinetuneSampler:
                 torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
                 image, target = self.elastic(image, target)
         return torch.cat([image.as_subclass(torch.Tensor), target.as_subclass(torch.Tensor)])
-
-
-def stain_jitter(images_uint8: torch.Tensor, generator: torch.Generator, strength: float) -> torch.Tensor:
-    """(B, 3, H, W) uint8 -> float in [0, 255] with each image's haematoxylin, eosin and DAB optical
-    densities scaled by U(1 ± strength) and shifted by U(± strength) (Tellez et al. 2018). The stain
-    separation is skimage's ``rgb2hed``/``hed2rgb`` matrices, computed in optical density."""
-    shape = (images_uint8.shape[0], 1, 1, 3)
-    scale = 1 + (torch.rand(shape, generator=generator) * 2 - 1).to(images_uint8.device) * strength
-    shift = (torch.rand(shape, generator=generator) * 2 - 1).to(images_uint8.device) * strength
-    rgb = images_uint8.permute(0, 2, 3, 1).float().div(255).clamp_min(1e-6)
-    stains = ((-rgb.log()) @ _HED_FROM_RGB.to(rgb.device)).clamp_min(0)
-    rgb = torch.exp(-(stains * scale + shift) @ _RGB_FROM_HED.to(rgb.device)).clamp(0, 1)
-    return rgb.mul(255).permute(0, 3, 1, 2)
 
 
 def colour_jitter(x: torch.Tensor, generator: torch.Generator, strength: float = 0.1) -> torch.Tensor:

@@ -105,7 +105,8 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
     AJI are kept."""
     ft, ev = cfg.finetune, cfg.evaluation
     accel = accel or acceleration(cfg, device)
-    sampler = FinetuneSampler(ft["crop"], ft.get("scale"), ft.get("elastic"), ft.get("stain_jitter", 0.0))
+    sampler = FinetuneSampler(ft["crop"], ft.get("scale"), ft.get("elastic"), ft.get("stain_scale", 0.0),
+                              ft.get("stain_shift", 0.0))
     next_batch = batch_source(sampler, finetune_sources(split.train, ft["boundary_width"]),
                               ft["batch_size"], device, generator, accel.data_on_device, accel.loader_workers)
     weights = torch.tensor(ft["class_weights"], dtype=torch.float32, device=device)

@@ -3,12 +3,8 @@
 One view of a ``crop``² crop, output at the same size:
 * a random resized crop: area fraction in ``scale`` (MoCo v2's (0.2, 1)), aspect ratio in ``ratio``;
 * a random mirror and quarter turn: the 8 symmetries of a square (a slide has no "up");
-* a stain jitter in HED space (Tellez et al. 2018): the haematoxylin and eosin optical densities, as
-  skimage's ``rgb2hed`` separates them (Ruifrok & Johnston's matrix), each scaled by
-  U[1 − stain_scale, 1 + stain_scale] and shifted by U[−stain_shift, stain_shift]; the third (DAB)
-  channel is left alone, as H&E has no DAB. Haematoxylin stays a haematoxylin colour, which an RGB hue
-  jitter would not keep. In these units MoNuSeg's haematoxylin spans about 0–0.15 (1st–99th
-  percentile), so Tellez's σ = 0.05 as a shift would be a third of the range: the shift is 0.01;
+* the H&E stain jitter finetuning uses too (``data.image.random_stain_jitter``, skimage ``rgb2hed``
+  units): haematoxylin stays a haematoxylin colour, which an RGB hue jitter would not keep;
 * a Gaussian blur with probability ``blur_p``, σ in ``blur_sigma`` pixels (SimCLR's 0.1–2).
 
 Random numbers come from the CPU generator, as in every sampler here (no device sync); pixels are
@@ -23,11 +19,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from skimage.color import hed_from_rgb, rgb_from_hed
 
-_LOG_FLOOR = math.log(1e-6)  # skimage's floor on RGB before the log; optical densities are in its units
-_HED_FROM_RGB = torch.from_numpy(hed_from_rgb).float()
-_RGB_FROM_HED = torch.from_numpy(rgb_from_hed).float()
+from sslbench.data.image import random_stain_jitter
 
 
 @dataclass(frozen=True)
@@ -74,17 +67,6 @@ def crop_transforms(count: int, settings: ViewSettings, generator: torch.Generat
                         torch.stack([height * sin * mirror, height * cos, 2 * top + height - 1], 1)], 1)
 
 
-def hed_jitter(rgb: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB in [0, 1] -> the same with stain s of image b at ``scale[b, s] · s + shift[b, s]``
-    (stains as skimage's ``rgb2hed``, back as ``hed2rgb``). Unlike ``rgb2hed`` the stains are not clipped
-    at zero before the jitter: a colour the stain matrix does not fit keeps its colour, and scale 1,
-    shift 0 is the identity."""
-    density = rgb.clamp(min=1e-6).log() / _LOG_FLOOR
-    stains = torch.einsum("bchw,cs->bshw", density, _HED_FROM_RGB.to(rgb.device))
-    stains = stains * scale[:, :, None, None] + shift[:, :, None, None]
-    return torch.einsum("bshw,sc->bchw", stains * _LOG_FLOOR, _RGB_FROM_HED.to(rgb.device)).exp().clamp(max=1)
-
-
 def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
     """Blur image b of (B, C, H, W) with its own ``sigma[b]`` (0: unchanged), kernel side 2·radius + 1,
     reflect padding: torchvision's ``gaussian_blur`` per image, as one grouped convolution per axis."""
@@ -103,14 +85,11 @@ def random_views(crops: torch.Tensor, settings: ViewSettings, generator: torch.G
     """(B, 3, S, S) uint8 crops -> one random view of each, (B, 3, S, S) uint8, on the crops' device."""
     count, device = crops.shape[0], crops.device
     theta = crop_transforms(count, settings, generator).to(device)
-    # (count, 3) per stain, DAB (the last) untouched
-    scale = F.pad(uniform(count * 2, -settings.stain_scale, settings.stain_scale, generator).view(count, 2), (0, 1)) + 1
-    shift = F.pad(uniform(count * 2, -settings.stain_shift, settings.stain_shift, generator).view(count, 2), (0, 1))
-    blurred = torch.rand(count, generator=generator) < settings.blur_p
-    sigma = uniform(count, *settings.blur_sigma, generator) * blurred
     x = crops.float().div_(255)
     x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), mode="bilinear",
                       padding_mode="border", align_corners=False)
-    x = hed_jitter(x, scale.to(device), shift.to(device))
+    x = random_stain_jitter(x, settings.stain_scale, settings.stain_shift, generator)
+    blurred = torch.rand(count, generator=generator) < settings.blur_p
+    sigma = uniform(count, *settings.blur_sigma, generator) * blurred
     x = gaussian_blur(x, sigma, settings.blur_radius)
     return x.mul_(255).round_().clamp_(0, 255).to(torch.uint8)

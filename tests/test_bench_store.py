@@ -10,6 +10,7 @@ import sys
 import time
 from contextlib import closing
 
+import numpy as np
 import pytest
 
 from sslbench.bench import store as store_module
@@ -168,24 +169,30 @@ def test_fold_leaderboard_averages_folds_per_seed_and_stacks_metrics(tmp_path):
     assert board.rows[5].cells[2].ours is None and "2-fold cross-validation" in board.caption
 
 
-def test_image_pairs_count_wins_and_bootstrap_over_test_images(tmp_path):
+def test_image_pairs_word_seeds_and_images_by_their_t_intervals(tmp_path):
     store = Store(tmp_path)
     images = ["a", "b", "c", "d"]
     for seed in (0, 1):
         for strategy, offsets in (("scratch", [0, 0, 0, 0]), ("instance_aware", [0.02, 0.04, -0.01, 0.03]),
-                                  ("instance_aware_control", [0.01] * 4)):
+                                  ("instance_aware_control", [0.01 + seed / 100] * 4)):
             row = record(strategy, 0.5, seed=seed)
             row["scores"]["per_image"] = [{"name": n, "aji": 0.5 + seed / 10 + o} for n, o in zip(images, offsets)]
+            row["scores"]["per_image_mean"]["aji"] = 0.5 + seed / 10 + sum(offsets) / 4
             store.add(row)
     suite, rows, _ = select_rows(load_suite("controls"), Store(tmp_path).rows())
-    board = image_pairs(suite, rows, resamples=2000)
+    board = image_pairs(suite, rows)
     cells = {row.label: row.cells for row in board.rows}
     assert [h for h, _ in board.columns] == ["100 %", "10 %"] and "Train-from-scratch" not in cells
     paper, control = cells["SSL (Ours): L_ST + L_CR"][0].text, cells["Control: L_ST + L_CR, shuffled roles"][0].text
-    assert paper.startswith("6/8 better, +2.00 [") and control == "8/8 better, +1.00 [+1.00, +1.00]"
-    low, high = (float(x) for x in paper.split("[")[1].rstrip("]").split(", "))
-    assert -1.0 <= low < 2.0 < high <= 4.0  # within the per-image differences' range (−1 … +4 points)
+    # the same +2 points at both seeds: no spread, so a zero-width interval that excludes 0
+    assert paper.startswith("seeds: +2.00 [+2.00, +2.00]: difference detected | images: 6/8 pairs better, +2.00 [")
+    low, high = (float(x) for x in paper.split("images: ")[1].split("[")[1].rstrip("]").split(", "))
+    assert low == pytest.approx(2.0 - 3.182 * np.std([2, 4, -1, 3], ddof=1) / 2, abs=0.01)  # t(0.975, df 3)
+    assert high == pytest.approx(2 * 2.0 - low, abs=0.01)
+    assert control.startswith("seeds: +1.50 [-4.85, +7.85]: no difference detected; power ")  # +1, +2 at seeds 0, 1
+    assert "8/8 pairs better, +1.50 [+1.50, +1.50]" in control
     assert cells["SSL (Ours): L_ST + L_CR"][1].text is None  # no 10 % rows
+    assert "equivalence is never claimed" in board.caption
 
 
 def test_job_runs_list_each_jobs_images_and_scores_in_suite_order(tmp_path):

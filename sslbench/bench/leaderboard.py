@@ -15,11 +15,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from rich.markup import escape
 from rich.table import Table
-from scipy.stats import t as student_t
 
+from sslbench.bench.stats import describe, t_interval
 from sslbench.bench.store import Store
 from sslbench.bench.suites import Suite
 from sslbench.config import available, load_component
@@ -188,14 +187,14 @@ def _paper(suite, metric: str, strategy: str, column: int) -> float | None:
 def paired_difference(mine: dict[int, float], base: dict[int, float]) -> tuple[float | None, tuple | None]:
     """Mean of the per-seed differences over the seeds both have (the same seed: the same split, labels
     and test images), and its 95 % Student-t interval when two or more seeds pair up."""
-    differences = [mine[seed] - base[seed] for seed in sorted(mine.keys() & base.keys())]
+    differences = seed_differences(mine, base)
     if not differences:
         return None, None
-    mean = statistics.fmean(differences)
-    if len(differences) < 2:
-        return mean, None
-    half = student_t.ppf(0.975, len(differences) - 1) * statistics.stdev(differences) / len(differences) ** 0.5
-    return mean, (mean - half, mean + half)
+    return statistics.fmean(differences), t_interval(differences)
+
+
+def seed_differences(mine: dict[int, float], base: dict[int, float]) -> list[float]:
+    return [mine[seed] - base[seed] for seed in sorted(mine.keys() & base.keys())]
 
 
 def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dict[str, list[Cell]]:
@@ -282,7 +281,7 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
     return (f"Data: {data}; preset {context['preset']}; backbone {context['backbone']}; "
             f"seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}; test: {test}{extra}. "
             f"Aggregation: {aggregation} ({AGGREGATION_TEXT[aggregation]}). "
-            f"Cells: ours mean ± std over seeds (Δ vs scratch: mean of the per-seed differences [95 % t-interval]"
+            f"Cells: ours mean ± sample std over seeds (Δ vs scratch: mean of the per-seed differences [95 % t-interval]"
             f"){paper}; best of ours per column in bold, among the rows with the most seeds.")
 
 
@@ -311,11 +310,12 @@ def arithmetic_note(rows: list[dict]) -> str:
             "(docs/results.md): compare rows computed alike (--runs marks each job's)")
 
 
-def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji", resamples: int = 10_000) -> Board:
-    """Each strategy against scratch per (seed, test image) pair of the same column, seed and fold: on how
-    many pairs it is better, the mean difference in points, and a 95 % percentile-bootstrap interval that
-    resamples test images (each drawn image brings its pairs of every seed). Fold suites pool their folds:
-    every held-out image is a pair."""
+def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
+    """Each strategy against scratch, per column: over seeds, the paired difference of the per-image-mean
+    scores worded by ``stats.describe`` (interval, verdict, power, seeds that would resolve it); over
+    test images, on how many (seed, image) pairs it is better and a Student-t interval over the images of
+    each image's difference averaged over seeds. Fold suites pool their folds: every held-out image is
+    one value."""
     columns = ["all folds"] if suite.folds else list(suite.fractions)
     scores = {(r["strategy"], "all folds" if suite.folds else r["fraction"], r["fold"], r["seed"]):
               {p["name"]: 100 * p[metric] for p in r["scores"]["per_image"]} for r in rows}
@@ -326,29 +326,39 @@ def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji", resamples: 
         for image in mine.keys() & base.keys():
             per_image = differences.setdefault((strategy, column), {})
             per_image.setdefault((fold, image), []).append(mine[image] - base[image])
-    rng = np.random.default_rng(0)
+    base_seeds = seed_values(suite, rows, "scratch", metric, "per_image_mean")
     board_rows = []
     for strategy in (s for s in suite.strategies if s != "scratch"):
+        mine_seeds = seed_values(suite, rows, strategy, metric, "per_image_mean")
         cells = []
-        for column in columns:
+        for i, column in enumerate(columns):
             by_image = differences.get((strategy, column))
             if not by_image:
                 cells.append(Cell())
                 continue
             pairs = [d for ds in by_image.values() for d in ds]
-            sums = np.array([sum(ds) for ds in by_image.values()])
-            counts = np.array([len(ds) for ds in by_image.values()])
-            draws = rng.integers(len(sums), size=(resamples, len(sums)))
-            low, high = np.percentile(sums[draws].sum(1) / counts[draws].sum(1), [2.5, 97.5])
-            cells.append(Cell(text=f"{sum(d > 0 for d in pairs)}/{len(pairs)} better, "
-                                   f"{np.mean(pairs):+.2f} [{low:+.2f}, {high:+.2f}]"))
+            image_means = [statistics.fmean(ds) for ds in by_image.values()]
+            interval = t_interval(image_means)
+            over_images = f"{statistics.fmean(image_means):+.2f}" + (
+                "" if interval is None else f" [{interval[0]:+.2f}, {interval[1]:+.2f}]")
+            seeds = seed_differences(mine_seeds[-1 if suite.folds else i], base_seeds[-1 if suite.folds else i])
+            over_seeds = describe(seeds, suite.equivalence_margin) if seeds else "no paired seeds"
+            cells.append(Cell(text=f"seeds: {over_seeds} | images: {sum(d > 0 for d in pairs)}/{len(pairs)} pairs "
+                                   f"better, {over_images}"))
         board_rows.append(Row(strategy_label(strategy), cells))
     headers = [("Folds pooled", False)] if suite.folds else [(c, False) for c in suite.columns]
-    caption = (f"{METRIC_NAMES[metric]} of each (seed, test image) pair against scratch's on the same image, seed "
-               f"and split: pairs better / pairs, mean difference in points [95 % bootstrap interval, "
-               f"{resamples} resamples of the test images, seeds held: it shows the spread over images, not over "
-               f"seeds, which the leaderboard's t-interval shows].")
-    return Board(f"{suite.name}: per-image pairs against scratch", caption, headers, board_rows)
+    margin = (f"equivalence claimed only within ±{suite.equivalence_margin:g} points (named in the suite file, "
+              "90 % interval inside it)" if suite.equivalence_margin else "no equivalence margin named: equivalence "
+              "is never claimed")
+    caption = (f"{METRIC_NAMES[metric]} points against scratch (same seed: same split, labels and test images). "
+               "Seeds: mean of the per-seed differences of the per-image means [95 % Student-t interval, df = seeds "
+               "− 1, sample std]; verdict; where unresolved, the power the comparison had and the seeds that would "
+               f"give 80 % power if the observed difference and spread were the truth; {margin}. Images: pairs "
+               "better / pairs, and the mean over test images of each image's seed-averaged difference [95 % "
+               "Student-t interval over the images, df = images − 1: with 14 images a percentile bootstrap covers "
+               "less than it claims, the t-interval keeps 95 % for roughly normal differences]; it shows the spread "
+               "over images, not over seeds.")
+    return Board(f"{suite.name}: against scratch, over seeds and over test images", caption, headers, board_rows)
 
 
 def short_names(names: set[str]) -> dict[str, str]:

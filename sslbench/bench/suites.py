@@ -36,6 +36,7 @@ class Suite:
     folds: int = 0  # 0: one fixed test set; k: k-fold cross-validation
     paper: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # metric -> strategy -> per column
     references: dict[str, float] = field(default_factory=dict)  # paper-only rows (first metric)
+    equivalence_margin: float | None = None  # points; named before the runs, the only ground for "equivalent"
 
     @property
     def columns(self) -> list[str]:
@@ -66,4 +67,4 @@ def load_suite(name: str, folds: int | None = None, skip: Iterable[str] = ()) ->
              for t in (tables if isinstance(tables, list) else [tables])}
     return Suite(name, cfg.get("description", ""), tuple(s for s in cfg.strategies if s not in skip),
                  tuple(cfg.get("fractions", [1.0])), tuple(cfg.get("metrics", ["aji"])), k, paper,
-                 dict(cfg.get("references", {})))
+                 dict(cfg.get("references", {})), cfg.get("equivalence_margin"))

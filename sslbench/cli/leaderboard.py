@@ -19,9 +19,10 @@ def leaderboard(
                                                                      "files are written too).")] = "rich",
     aggregation: AggregationMode = typer.Option(DEFAULT_AGGREGATION, help="per_image_mean (mean of the per-image values, as "
                                     "the MoNuSeg challenge ranks) or summed (C and U summed over the test images)."),
-    pairs: bool = typer.Option(False, "--pairs", help="Also print each strategy against scratch per (seed, test "
-                                                      "image) pair: pairs better, mean difference, bootstrap interval "
-                                                      "over test images (leaderboard-<suite>-pairs.md/.csv)."),
+    pairs: bool = typer.Option(False, "--pairs", help="Also print each strategy against scratch: the paired "
+                                                      "difference over seeds (t-interval, verdict, power, seeds to "
+                                                      "resolve it) and over test images "
+                                                      "(leaderboard-<suite>-pairs.md/.csv)."),
     runs: bool = typer.Option(False, "--runs", help="Also print one row per job: images it trained and validated on, "
                                                     "its score per test image, its time (leaderboard-<suite>-runs.md/.csv)."),
 ) -> None:

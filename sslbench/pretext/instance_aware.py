@@ -24,8 +24,8 @@ Two options probe what the task teaches (issue 15; off by default, the paper's t
   same path at the same scale (down to the negative's side, back up to ``crop``), so only the zoom on
   the content differs between the views.
 * ``shuffle_roles=True`` is the control: the same triplets at the same cost, but positive and negative
-  swap roles in a random half of them, so the targets carry no nuclei information. A gain from this
-  strategy is a warm start (BatchNorm statistics, weight scale), not instance awareness.
+  swap roles in a random half of them, so the targets carry no nuclei information. A gain that this
+  strategy shares cannot come from instance awareness; what else it would come from is not tested.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from sslbench.cli import app
-from sslbench.registry import PRETEXTS
 from tiny import tiny_args
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sslbench-simclr"
@@ -30,15 +29,6 @@ from sslbench.registry import PRETEXTS
 class AdHoc(RotNet):
     """An ad hoc plugin task."""
 '''
-
-
-@pytest.fixture
-def unregister():
-    """Names a test registers in this process are removed again, so later tests see the built-ins."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        PRETEXTS.module_dict.pop(name, None)
 
 
 def assert_finished_run(out: Path):

@@ -2,16 +2,21 @@
 files, unwritable folders, non-finite losses, images smaller than the crop."""
 
 import errno
+import fcntl
 import os
 import pickle
 import re
+import warnings
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
 from typer.testing import CliRunner
 
+from sslbench.bench.runner import only_bench_over
+from sslbench.bench.tasks import write_npz
 from sslbench.cli import app
 from sslbench.engine.checkpoint import FORMAT, Checkpoint, load_checkpoint
 from sslbench.engine.loop import LoopSettings, NumericError, train
@@ -39,6 +44,54 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path
         atomic_write(target, _partial_then(error))
     assert target.read_text() == '{"aji": 0.61}'
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_atomic_write_syncs_the_file_then_the_folder_it_was_renamed_into(tmp_path, monkeypatch):
+    synced = []  # inode of each fsync'ed descriptor
+    os_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.fstat(fd).st_ino)
+        os_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    target = tmp_path / "runs" / "metrics.json"
+    atomic_write(target, lambda tmp: tmp.write_text('{"aji": 0.61}'))
+    # the folder last: without it a power cut can undo the rename
+    assert synced == [target.stat().st_ino, target.parent.stat().st_ino]
+    assert target.read_text() == '{"aji": 0.61}' and [p.name for p in target.parent.iterdir()] == ["metrics.json"]
+
+
+def test_prediction_npz_is_written_whole_closed_and_alone(tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)  # an unclosed file warns when it is collected
+        write_npz(tmp_path / "predictions" / "job.npz", instances=np.arange(6, dtype=np.int32).reshape(2, 3),
+                  name="TCGA-A7")
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    with np.load(tmp_path / "predictions" / "job.npz") as saved:
+        assert saved["instances"].tolist() == [[0, 1, 2], [3, 4, 5]] and str(saved["name"]) == "TCGA-A7"
+    assert [p.name for p in (tmp_path / "predictions").iterdir()] == ["job.npz"]  # numpy appended no .npz to a temp
+
+
+def test_a_second_bench_over_a_locked_folder_is_refused(tmp_path):
+    said = []
+    with only_bench_over(tmp_path, said.append):
+        with pytest.raises(ConfigError, match="another `sslbench bench` is running over this folder"):
+            only_bench_over(tmp_path, said.append)
+    assert said == []
+
+
+@pytest.mark.parametrize("refusal", [errno.ENOLCK, errno.EOPNOTSUPP])  # NFS without lockd; FUSE mounts
+def test_bench_on_a_file_system_without_locks_says_it_runs_unlocked(tmp_path, monkeypatch, refusal):
+    def flock(fd, operation):
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    said = []
+    with only_bench_over(tmp_path / "out", said.append):
+        pass
+    assert said == [f"{tmp_path / 'out'}: this file system has no file locks, so bench runs UNLOCKED: start no "
+                    "second bench over this folder until this one ends (or give --out a local disk)."]
 
 
 def test_writing_below_a_regular_file_is_a_storage_error(tmp_path):

@@ -7,6 +7,7 @@ killed job leaves no row, and its training resumes from ``out/checkpoints`` on t
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -47,13 +48,18 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
     check_strategies(opts)
     if distributed.launched() and launch is not None and launch.launcher != "none":
         raise ConfigError("--launcher starts its own processes; run it without torchrun.")
-    with only_bench_over(opts.out) if distributed.is_main() else contextlib.nullcontext():
+    with only_bench_over(opts.out, warn) if distributed.is_main() else contextlib.nullcontext():
         return _run_jobs(opts, console, launch, warn)
 
 
-def only_bench_over(out: Path):
+# flock refused by the file system itself (NFS without a lock daemon, some FUSE mounts), not by a holder
+_NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
+def only_bench_over(out: Path, warn: Callable[[str], None]):
     """Held while bench runs: a second bench over the same --out would run the same unfinished jobs
-    side by side, writing the same checkpoints."""
+    side by side, writing the same checkpoints. Where the file system has no locks, bench runs
+    unguarded and says so."""
     out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(out / "bench.lock")
     try:
@@ -61,7 +67,11 @@ def only_bench_over(out: Path):
     except Timeout:
         raise ConfigError(f"{out}: another `sslbench bench` is running over this folder; let it finish (or stop "
                           "it) and run this command again, or give another --out.") from None
-    except NotImplementedError:  # a file system without locks: run unguarded, as before
+    except (NotImplementedError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in _NO_LOCKS:
+            raise
+        warn(f"{out}: this file system has no file locks, so bench runs UNLOCKED: start no second bench over "
+             "this folder until this one ends (or give --out a local disk).")
         return contextlib.nullcontext()
 
 

@@ -60,12 +60,20 @@ def save_prediction(out: Path, key: str, model, sample, cfg: Config, device, pos
     instances = predict_instances(model, sample, cfg, device, postprocess)
     image_path = out / "samples" / f"{_safe(sample.name)}.npz"
     if not image_path.is_file():
-        atomic_write(image_path, lambda tmp: np.savez_compressed(open(tmp, "wb"), image=sample.image,
-                                                                 labels=sample.labels))
+        write_npz(image_path, image=sample.image, labels=sample.labels)
     path = out / "predictions" / f"{key}.npz"
-    atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), instances=instances.astype(np.int32),
-                                                       sample=image_path.name, name=sample.name))
+    write_npz(path, instances=instances.astype(np.int32), sample=image_path.name, name=sample.name)
     return str(path.relative_to(out))
+
+
+def write_npz(path: Path, **arrays) -> None:
+    """Compressed .npz, atomically. numpy is given an open file: given the temporary's name, it would
+    append .npz to it and write another file."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:  # closed (and flushed) before atomic_write fsyncs it
+            np.savez_compressed(file, **arrays)
+
+    atomic_write(path, write)
 
 
 def pretrained_encoder(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: DataSplit,

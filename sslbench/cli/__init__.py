@@ -6,18 +6,48 @@ import os
 import signal
 import sys
 import warnings
+from typing import Annotated
 
 import typer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub at run time
 
-from sslbench.cli import bench, data, export, figures, leaderboard, listing, metrics, probe, run  # noqa: E402,F401  (register commands)
+from sslbench.cli import bench, data, doctor, export, figures, leaderboard, listing, metrics, probe, run  # noqa: E402,F401  (register commands)
+from sslbench import __version__  # noqa: E402
 from sslbench.cli.app import app, console, err_console, warn  # noqa: E402
 from sslbench.data.io import DataWarning  # noqa: E402
 from sslbench.engine import distributed  # noqa: E402
 from sslbench.errors import SslbenchError  # noqa: E402
 
 UsageError = typer.BadParameter.__mro__[1]  # click's (vendored by newer typer): any bad command line
+show_tracebacks = False  # --debug: main() prints the traceback behind a one-line error
+
+
+def print_version(asked: bool) -> None:
+    if asked:
+        console.print(f"sslbench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def global_options(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=print_version,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="After a one-line error, also print its full traceback "
+                                                        "(to report a bug).")] = False,
+) -> None:
+    global show_tracebacks
+    show_tracebacks = debug
+
+
+def print_traceback(exc: BaseException) -> None:
+    """The traceback of ``exc`` with the causes that its one-line message left out (``raise ... from None``)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__suppress_context__ = False
+        exc = exc.__cause__ or exc.__context__
+    err_console.print_exception()
 
 
 def show_data_warnings_in_one_line() -> None:
@@ -54,6 +84,8 @@ def main() -> None:
                           highlight=False, soft_wrap=True)
         code = 2
     except SslbenchError as exc:
+        if show_tracebacks:
+            print_traceback(exc)
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         code = 2
     except typer.Abort:  # Ctrl-C

@@ -17,14 +17,16 @@ from sslbench.engine import distributed
 from sslbench.registry import load_entry_point_plugins, load_plugin
 
 
-def load_plugins_for_cli(plugins: list[str]) -> None:
+def load_plugins_for_cli(plugins: list[str]) -> list[str]:
+    """Installed plugins (a broken one is a warning line) then ``plugins``; returns the installed ones loaded."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        load_entry_point_plugins()
+        installed = load_entry_point_plugins()
     for warning in caught:
         err_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
     for spec in plugins:
         load_plugin(spec)
+    return installed
 
 
 def attach_log_file(path: Path) -> logging.Handler:

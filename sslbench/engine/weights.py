@@ -31,8 +31,8 @@ def _umask() -> int:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, fsync and rename: a kill or a full disk
-    leaves the old version or the new one, never half of one, and no temporary file."""
+    """Write through a temporary file in the same folder, fsync, rename and fsync the folder: a kill, a
+    full disk or a power cut leaves the old version or the new one, never half of one, and no temporary file."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +56,21 @@ def atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)  # the rename is a change of the folder: without this a power cut can undo it
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so that the files renamed into it stay there after a power cut. File systems that
+    cannot sync a folder (some network and FUSE ones) refuse with EINVAL: they keep it in their own time."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise StorageError(f"{folder}: a file was written but the folder could not be synced to disk "
+                               f"({exc.strerror}); check the disk before trusting files written there.") from None
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temps(path: Path) -> None:

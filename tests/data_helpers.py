@@ -65,3 +65,57 @@ def write_folder_set(root: Path, samples, image_ext: str = ".png", label_ext: st
         labels = sample.labels.astype(np.uint16) if label_ext != ".npy" else sample.labels
         save_image(root / "labels" / f"{sample.name}{label_ext}", labels)
     return root
+
+
+def two_nuclei(height: int = 16, width: int = 16) -> np.ndarray:
+    """A label map with nucleus 1 (4×4, top left) and nucleus 2 (3×5, bottom right)."""
+    labels = np.zeros((height, width), np.int32)
+    labels[2:6, 2:6] = 1
+    labels[9:12, 8:13] = 2
+    return labels
+
+
+def write_consep(root: Path, image: np.ndarray, labels: np.ndarray, types: np.ndarray, split: str = "Train") -> Path:
+    from scipy.io import savemat
+    save_image(root / split / "Images" / "train_1.png", image)
+    (root / split / "Labels").mkdir(parents=True)
+    savemat(root / split / "Labels" / "train_1.mat", {"inst_map": labels.astype(np.float64),
+                                                       "type_map": types.astype(np.float64)})
+    return root
+
+
+def write_lizard(root: Path, image: np.ndarray, labels: np.ndarray, classes_by_id: dict[int, int]) -> Path:
+    from scipy.io import savemat
+    save_image(root / "Lizard_Images1" / "consep_1.png", image)
+    (root / "Lizard_Labels" / "Labels").mkdir(parents=True)
+    ids = np.array(sorted(classes_by_id), np.int32).reshape(-1, 1)
+    savemat(root / "Lizard_Labels" / "Labels" / "consep_1.mat",
+            {"inst_map": labels, "id": ids, "class": np.array([classes_by_id[i] for i in ids.ravel()]).reshape(-1, 1)})
+    (root / "Lizard_Labels" / "info.csv").write_text("Filename,Source,Split\nconsep_1,consep,2\n")
+    return root
+
+
+def write_pannuke(root: Path, images: np.ndarray, masks: np.ndarray, tissues: list[str], fold: int = 1) -> Path:
+    """The official zip layout: Fold N/images/foldN/{images,types}.npy + Fold N/masks/foldN/masks.npy."""
+    image_dir = root / f"Fold {fold}" / "images" / f"fold{fold}"
+    mask_dir = root / f"Fold {fold}" / "masks" / f"fold{fold}"
+    image_dir.mkdir(parents=True)
+    mask_dir.mkdir(parents=True)
+    np.save(image_dir / "images.npy", images)
+    np.save(image_dir / "types.npy", np.array(tissues))
+    np.save(mask_dir / "masks.npy", masks)
+    return root
+
+
+def monusac_xml(regions_by_class: dict[str, list[list[tuple[float, float]]]]) -> str:
+    """MoNuSAC XML: one Annotation per class, its name in the first Attribute."""
+    annotations = ""
+    for annotation_id, (class_name, polygons) in enumerate(regions_by_class.items(), start=1):
+        regions = "".join(
+            f'<Region Id="{i}"><Attributes/><Vertices>'
+            + "".join(f'<Vertex X="{x}" Y="{y}" Z="0"/>' for x, y in vertices)
+            + "</Vertices></Region>"
+            for i, vertices in enumerate(polygons, start=1))
+        annotations += (f'<Annotation Id="{annotation_id}"><Attributes><Attribute Name="{class_name}" Id="0" '
+                        f'Value=""/></Attributes><Regions><RegionAttributeHeaders/>{regions}</Regions></Annotation>')
+    return f'<Annotations MicronsPerPixel="0.25">{annotations}</Annotations>'

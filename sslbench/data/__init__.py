@@ -1,6 +1,8 @@
 """Data: readers, the synthetic default, 3-class targets, splits."""
 
-from sslbench.data import folder, monuseg, synthetic, unlabeled  # noqa: F401  (register the datasets)
+from sslbench.data import (  # noqa: F401  (register the datasets)
+    consep, folder, lizard, monusac, monuseg, nuinsseg, pannuke, synthetic, tnbc, unlabeled,
+)
 from sslbench.data.base import Sample
 from sslbench.errors import DataError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ class Sample:
     labels: np.ndarray | None  # (H, W) int32 instance ids, 0 = background; None = unlabelled
     source: str = ""  # where it came from, for messages
     annotation: str = ""  # the file its labels were read from ("" for unlabelled or generated data)
+    classes: np.ndarray | None = None  # (H, W) int32 class per pixel, 0 = background; None = no classes
+    ignore: np.ndarray | None = None  # (H, W) bool, True = ambiguous area, left out of scoring
+    meta: dict[str, str] = field(default_factory=dict)  # what the reader knows, e.g. tissue, patient
 
     @property
     def labelled(self) -> bool:

@@ -50,7 +50,7 @@ class Folder(FileDataset):
             raise DataError(f"{image_dir}: no images (.png, .tif, .jpg); put the H&E tiles there.")
         return pair_by_stem(images, labels, image_dir, label_dir, "label map")
 
-    def load_entry(self, entry: tuple[str, Path, Path | None]) -> Sample:
+    def read_entry(self, entry: tuple[str, Path, Path | None]) -> Sample:
         name, image_path, label_path = entry
         image = read_image(image_path)
         labels = None

@@ -13,17 +13,20 @@ the codec (LZW, JPEG need the optional ``imagecodecs``), Pillow decodes the firs
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 import tifffile
 from PIL import Image
 from scipy import ndimage
 
 from sslbench.data.base import Sample
-from sslbench.errors import DataError
+from sslbench.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 SLIDE_SUFFIXES = (".svs",)  # whole-slide pyramids: level 0 is read, within MAX_PIXELS
@@ -139,7 +142,22 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_label_map(path: str | Path) -> np.ndarray:
     """An instance label map as (H, W) int32: 0 = background, any positive id = one nucleus."""
     path = Path(path)
-    array = _read_array(path, keep_palette=True)
+    return label_map_from_array(_read_array(path, keep_palette=True), path)
+
+
+def label_map_from_array(array: np.ndarray, path: Path) -> np.ndarray:
+    """``read_label_map``'s checks on an array already read (from a .mat or .npy stack)."""
+    labels = id_map_from_array(array, path)
+    if len(np.unique(labels)) == 2:
+        blobs = ndimage.label(labels > 0)[1]
+        if blobs > 1:
+            warn(f"{path}: one id covers {blobs} separate blobs: this looks like a binary mask, not "
+                 "instance ids; give each nucleus its own id.")
+    return labels
+
+
+def id_map_from_array(array: np.ndarray, path: Path) -> np.ndarray:
+    """A 2-D map of non-negative integer ids (instances or classes) as int32, or a one-line DataError."""
     if array.ndim == 3 and array.shape[-1] in (3, 4) and (array[..., 1:3] == array[..., :1]).all():
         array = array[..., 0]  # gray saved as RGB
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -157,24 +175,99 @@ def read_label_map(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: label map has negative ids; use 0 for background and positive ids.")
     if array.size and array.max() > np.iinfo(np.int32).max:
         raise DataError(f"{path}: label ids exceed int32; relabel them sequentially.")
-    labels = array.astype(np.int32)
-    if len(np.unique(labels)) == 2:
-        blobs = ndimage.label(labels > 0)[1]
-        if blobs > 1:
-            warn(f"{path}: one id covers {blobs} separate blobs: this looks like a binary mask, not "
-                 "instance ids; give each nucleus its own id.")
-    return labels
+    return array.astype(np.int32)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A binary mask (any non-zero pixel is set) as (H, W) bool; gray saved as RGB(A) is accepted."""
+    path = Path(path)
+    array = _read_array(path)
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = array[..., :3].max(axis=-1)
+    if array.ndim != 2:
+        raise DataError(f"{path}: a mask must be 2-D (H×W), got shape {array.shape}; save it as a "
+                        "single-channel PNG.")
+    return array > 0
+
+
+def instances_from_mask(mask: np.ndarray) -> np.ndarray:
+    """Instance ids from a binary mask: its 8-connected components. Touching nuclei that share a
+    boundary in the mask become ONE instance: only as right as the annotators' gaps between nuclei."""
+    return ndimage.label(mask, structure=np.ones((3, 3), bool))[0].astype(np.int32)
+
+
+def read_mat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The variables ``keys`` (those present) of a MATLAB file: v5/v7 through scipy, v7.3 (HDF5)
+    through h5py when it is installed."""
+    try:
+        return scipy.io.loadmat(path, variable_names=keys)
+    except NotImplementedError:  # scipy's answer to v7.3
+        pass
+    except Exception as exc:  # scipy raises ValueError, TypeError, OSError... for a bad file
+        reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        raise DataError(f"{path}: cannot be read as a MATLAB .mat file ({reason}); re-export or remove it.") from None
+    try:
+        import h5py
+    except ImportError:
+        raise DataError(f"{path}: a MATLAB v7.3 (HDF5) file, which needs h5py: pip install h5py, or re-save "
+                        "it as v7 in MATLAB (save(file, '-struct', 's', '-v7')).") from None
+    with h5py.File(path, "r") as file:
+        return {key: np.asarray(file[key]).T for key in keys if key in file}  # HDF5 stores MATLAB's arrays transposed
+
+
+def read_mat_labels(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(instance ids, class per pixel or None) of a HoVer-Net style .mat: ``inst_map`` with either a
+    per-pixel ``type_map`` (CoNSeP) or per-instance ``id`` + ``class`` (Lizard); no class variable: None."""
+    found = read_mat(path, ("inst_map", "type_map", "id", "class"))
+    if "inst_map" not in found:
+        raise DataError(f"{path}: no 'inst_map' variable; a CoNSeP/Lizard label file holds inst_map (instance "
+                        "ids), optionally type_map or id + class: re-export it or remove it.")
+    labels = label_map_from_array(found["inst_map"], path)
+    if "type_map" in found:
+        classes = id_map_from_array(found["type_map"], path)
+        if classes.shape != labels.shape:
+            raise DataError(f"{path}: type_map is {classes.shape} but inst_map is {labels.shape}; re-export it.")
+        return labels, classes
+    if "id" in found and "class" in found:
+        return labels, class_map(labels, found["id"], found["class"], path)
+    return labels, None
+
+
+def read_mat_sample(name: str, image_path: Path, mat_path: Path | None, meta: dict[str, str]) -> Sample:
+    """An image and its .mat labels (``read_mat_labels``; None: unlabelled) as one Sample."""
+    image = read_image(image_path)
+    labels = classes = None
+    if mat_path is not None:
+        labels, classes = read_mat_labels(mat_path)
+        check_pair(image, labels, image_path, mat_path)
+    return Sample(name, image, labels, source=str(image_path), annotation=str(mat_path or ""),
+                  classes=classes, meta=meta)
+
+
+def class_map(labels: np.ndarray, ids: np.ndarray, classes: np.ndarray, path: Path) -> np.ndarray:
+    """(H, W) class per pixel from a class per instance id (Lizard's ``id``/``class``, MoNuSAC's regions)."""
+    ids, classes = np.asarray(ids).ravel().astype(np.int64), np.asarray(classes).ravel().astype(np.int64)
+    if ids.size != classes.size:
+        raise DataError(f"{path}: {ids.size} instance ids but {classes.size} classes; each nucleus needs one class.")
+    lookup = np.zeros(max(int(labels.max(initial=0)), int(ids.max(initial=0))) + 1, np.int32)
+    lookup[ids] = classes
+    return lookup[labels]
 
 
 def check_pair(image: np.ndarray, labels: np.ndarray, image_path: Path, label_path: Path) -> None:
     """A label map must match its image's size; an all-zero one is kept (a tile with no nuclei is
     valid ground truth) with a warning, since it is more often an export mistake."""
-    if labels.shape != image.shape[:2]:
-        raise DataError(f"{label_path}: label map is {labels.shape[1]}×{labels.shape[0]} px but its image "
-                        f"{image_path.name} is {image.shape[1]}×{image.shape[0]}; re-export the label "
-                        "map at the image's size.")
+    check_same_size(image, labels, image_path, label_path)
     if not labels.any():
         warn(f"{label_path}: label map has no nuclei (all 0); kept as a labelled image with zero nuclei.")
+
+
+def check_same_size(image: np.ndarray, mask: np.ndarray, image_path: Path, mask_path: Path,
+                    what: str = "label map") -> None:
+    if mask.shape != image.shape[:2]:
+        raise DataError(f"{mask_path}: {what} is {mask.shape[1]}×{mask.shape[0]} px but its image "
+                        f"{image_path.name} is {image.shape[1]}×{image.shape[0]}; re-export the {what} "
+                        "at the image's size.")
 
 
 def write_label_map(path: str | Path, labels: np.ndarray) -> Path:
@@ -243,21 +336,52 @@ def require_folder(path: str | Path) -> Path:
     return path
 
 
+def rescale_sample(sample: Sample, factor: float) -> Sample:
+    """``sample`` resized by ``factor``: the image bilinearly, the label, class and ignore maps by
+    nearest neighbour (ids must not blend)."""
+    if factor == 1:
+        return sample
+    height, width = sample.image.shape[:2]
+    new_height, new_width = max(1, round(height * factor)), max(1, round(width * factor))
+    image = np.asarray(Image.fromarray(sample.image).resize((new_width, new_height), Image.BILINEAR))
+    rows = np.minimum(((np.arange(new_height) + 0.5) * height / new_height).astype(np.intp), height - 1)
+    cols = np.minimum(((np.arange(new_width) + 0.5) * width / new_width).astype(np.intp), width - 1)
+
+    def nearest(array: np.ndarray | None) -> np.ndarray | None:
+        return None if array is None else array[np.ix_(rows, cols)]
+
+    return dataclasses.replace(sample, image=image, labels=nearest(sample.labels),
+                               classes=nearest(sample.classes), ignore=nearest(sample.ignore))
+
+
 class FileDataset:
-    """A dataset read from files: ``entries`` (tuples, sample name first) are listed and the layout
-    checked up front; ``load_entry`` reads one. Iterate for a progress bar, or ``load()`` the list."""
+    """A dataset read from files: ``entries`` (tuples: the sample name, then the files it is read from,
+    None where absent) are listed and the layout checked up front; ``load_entry`` reads one, rescaled by
+    ``rescale`` (``data.rescale``: e.g. 2.0 brings 20x scans to a 40x model). Iterate for a progress
+    bar, or ``load()`` the list. Subclasses implement ``list_entries`` and ``read_entry`` and state
+    what they know of the data (shown by ``sslbench data inspect``)."""
 
     format = ""
+    LICENSE = ""  # "" = unknown
+    CITATION = ""
+    MAGNIFICATION: float | None = None  # objective power of the scans (40.0 for 40x); None = unknown
+    CLASS_NAMES: tuple[str, ...] = ()  # class k of Sample.classes is CLASS_NAMES[k - 1]
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, rescale: float = 1.0):
+        if isinstance(rescale, bool) or not isinstance(rescale, (int, float)) or not 0 < rescale < math.inf:
+            raise ConfigError(f"data.rescale must be a number > 0 (2.0 doubles width and height), got {rescale!r}.")
         self.root = require_folder(root)
+        self.rescale = float(rescale)
         self.entries = self.list_entries()
 
     def list_entries(self) -> list:
         raise NotImplementedError
 
-    def load_entry(self, entry) -> Sample:
+    def read_entry(self, entry) -> Sample:
         raise NotImplementedError
+
+    def load_entry(self, entry) -> Sample:
+        return rescale_sample(self.read_entry(entry), self.rescale)
 
     def __len__(self) -> int:
         return len(self.entries)

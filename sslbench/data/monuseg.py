@@ -35,19 +35,33 @@ LABEL_MAP_DIRS = ("Label Maps", "Label_Maps", "LabelMaps", "labels")
 
 
 def parse_aperio_xml(path: Path) -> list[np.ndarray]:
-    """Every ``Region``'s vertices as an (N, 2) float array of (X = column, Y = row), in file order.
-    Streamed (iterparse, regions cleared as they end): MoNuSeg XML holds ~70k vertices per image."""
-    regions: list[tuple[str | None, list]] = []
+    """Every ``Region``'s vertices as an (N, 2) float array of (X = column, Y = row), in file order."""
+    return [xy for _, xy in parse_aperio_regions(path)]
+
+
+def parse_aperio_regions(path: Path) -> list[tuple[str, np.ndarray]]:
+    """(class, vertices) of every ``Region`` in file order: the class is the Name of the first
+    ``Attribute`` of its ``Annotation`` (MoNuSAC: 'Epithelial', ...; '' where none), the vertices an
+    (N, 2) float array of (X = column, Y = row). Streamed (iterparse, regions cleared as they end):
+    MoNuSeg XML holds ~70k vertices per image."""
+    regions: list[tuple[str | None, str, list]] = []
     root_tag = None
+    annotation_class, in_region = "", False
     try:
         for event, element in ET.iterparse(path, events=("start", "end")):
             if event == "start":
                 root_tag = root_tag or element.tag
                 if element.tag == "Vertex" and regions:
-                    regions[-1][1].append((element.get("X"), element.get("Y")))
+                    regions[-1][2].append((element.get("X"), element.get("Y")))
                 elif element.tag == "Region":
-                    regions.append((element.get("Id"), []))
+                    regions.append((element.get("Id"), annotation_class, []))
+                    in_region = True
+                elif element.tag == "Annotation":
+                    annotation_class = ""
+                elif element.tag == "Attribute" and not in_region and not annotation_class:
+                    annotation_class = element.get("Name") or ""
             elif element.tag == "Region":
+                in_region = False
                 element.clear()
     except ET.ParseError as exc:
         message = f"{path}: malformed XML ({exc}); re-export it from ImageScope or remove it."
@@ -56,7 +70,7 @@ def parse_aperio_xml(path: Path) -> list[np.ndarray]:
         raise DataError(f"{path}: not an Aperio ImageScope annotation (no <Annotations>/<Region> "
                         "elements); MoNuSeg XML is expected next to the image.")
     polygons = []
-    for region_id, vertices in regions:
+    for region_id, region_class, vertices in regions:
         try:
             xy = np.array(vertices, dtype=np.float64).reshape(-1, 2)
         except (TypeError, ValueError):
@@ -64,7 +78,7 @@ def parse_aperio_xml(path: Path) -> list[np.ndarray]:
         if not np.isfinite(xy).all():
             raise DataError(f"{path}: Region Id={region_id} has a Vertex without numeric X and Y; "
                             "fix or delete that region.")
-        polygons.append(xy)
+        polygons.append((region_class, xy))
     return polygons
 
 
@@ -74,16 +88,24 @@ def _area(xy: np.ndarray) -> float:
 
 
 def rasterise(polygons: list[np.ndarray], shape: tuple[int, int], path: Path | str = "") -> np.ndarray:
-    """Fill polygons into an (H, W) int32 instance map, ids 1.. in region order. Where polygons
-    overlap the earlier region keeps the pixels (as the official MoNuSeg MATLAB code does).
-    Pixels whose centre lies inside a polygon are filled; coordinates are used as given (0-based)."""
+    """``rasterise_regions``' instance map."""
+    return rasterise_regions(polygons, shape, path)[0]
+
+
+def rasterise_regions(polygons: list[np.ndarray], shape: tuple[int, int],
+                      path: Path | str = "") -> tuple[np.ndarray, list[int]]:
+    """Fill polygons into an (H, W) int32 instance map, ids 1.. in region order, and list for each id
+    the index of the polygon it came from (skipped polygons get no id). Where polygons overlap the
+    earlier region keeps the pixels (as the official MoNuSeg MATLAB code does). Pixels whose
+    centre lies inside a polygon are filled; coordinates are used as given (0-based)."""
     labels = np.zeros(shape, np.int32)
     height, width = shape
     skipped = {"fewer than 3 vertices": 0, "zero area": 0, "outside the image": 0,
                "covered by earlier regions": 0}
     clipped = 0
     next_id = 1
-    for xy in polygons:
+    kept = []
+    for index, xy in enumerate(polygons):
         if len(xy) < 3:
             skipped["fewer than 3 vertices"] += 1
             continue
@@ -100,6 +122,7 @@ def rasterise(polygons: list[np.ndarray], shape: tuple[int, int], path: Path | s
             skipped["covered by earlier regions"] += 1
             continue
         labels[rr[free], cc[free]] = next_id
+        kept.append(index)
         next_id += 1
         clipped += bool(cols.min() < -0.5 or rows.min() < -0.5 or cols.max() > width - 0.5
                         or rows.max() > height - 0.5)
@@ -110,7 +133,7 @@ def rasterise(polygons: list[np.ndarray], shape: tuple[int, int], path: Path | s
         warn(f"{path}: " + "; ".join(notes) + ".")
     if next_id == 1:
         warn(f"{path}: no nuclei in this annotation; kept as a labelled image with zero nuclei.")
-    return labels
+    return labels, kept
 
 
 def _outside(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> bool:
@@ -123,6 +146,10 @@ class MoNuSeg(FileDataset):
     """MoNuSeg 2018 layout: Tissue Images/*.tif + Annotations/*.xml (Aperio polygons)."""
 
     format = "monuseg"
+    LICENSE = "CC BY-NC-SA 4.0"
+    CITATION = ("N. Kumar et al., A Multi-Organ Nucleus Segmentation Challenge, IEEE TMI 39(5):1380-1391, "
+                "2020; N. Kumar et al., IEEE TMI 36(7):1550-1560, 2017.")
+    MAGNIFICATION = 40.0
 
     def list_entries(self) -> list[tuple[str, Path, Path | None]]:
         image_dir = find_child(self.root, *IMAGE_DIRS) or self.root
@@ -141,7 +168,7 @@ class MoNuSeg(FileDataset):
                 annotations[stem] = path
         return pair_by_stem(images, annotations, image_dir, self.root, "annotation (XML or label map)")
 
-    def load_entry(self, entry: tuple[str, Path, Path | None]) -> Sample:
+    def read_entry(self, entry: tuple[str, Path, Path | None]) -> Sample:
         name, image_path, annotation_path = entry
         image = read_image(image_path)
         labels = None

@@ -26,6 +26,6 @@ class Unlabeled(FileDataset):
                             f"{', '.join(SUFFIXES)}); point at the folder that holds them.")
         return sorted(files.items())
 
-    def load_entry(self, entry: tuple[str, Path]) -> Sample:
+    def read_entry(self, entry: tuple[str, Path]) -> Sample:
         name, path = entry
         return Sample(name, read_image(path), None, source=str(path))

@@ -20,7 +20,8 @@ from sslbench.eval.predict import Inference, predict_probabilities
 def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, min_area: int = 10,
              tile: int = 512, overlap: int = 64, description: str = "evaluate", flips: bool = False,
              postprocess: dict | None = None, inference: Inference = Inference()) -> dict:
-    """{"per_image_mean": {...}, "summed": {...}, "per_image": [{"name", metrics...}]}.
+    """{"per_image_mean": {...}, "summed": {...}, "per_image": [{"name", metrics...}]}; a sample's
+    ``ignore`` pixels (ambiguous areas) are left out of its scores.
 
     ``flips``: test-time flip averaging (``predict_probabilities``); ``postprocess``: further keyword
     arguments of ``probabilities_to_instances`` (thresholds, e.g. from ``tune_postprocess``).
@@ -34,7 +35,7 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, 
         for index, sample in progress.track(mine, description=description):
             probs = predict_probabilities(model, sample.image, device, tile, overlap, flips, inference)
             instances = probabilities_to_instances(probs, **{"min_area": min_area, **(postprocess or {})})
-            scored.append((index, sample.name, image_counts(sample.labels, instances)))
+            scored.append((index, sample.name, image_counts(sample.labels, instances, ignore=sample.ignore)))
     scored = sorted((item for part in inference.gather(scored) for item in part), key=lambda item: item[0])
     counts = [image_result for _, _, image_result in scored]
     per_image = [{"name": name, **image_result.metrics()} for _, name, image_result in scored]

@@ -48,6 +48,19 @@ Edge cases (no NaN ever reaches an average)
   while U is the non-empty area; TP is 0).
 * SQ with no true positive is 0.0 unless both maps are empty.
 
+Ignored pixels
+--------------
+An ``ignore`` mask (ambiguous areas: NuInsSeg's vague areas, MoNuSAC's Ambiguous regions) is cut out
+of both maps before counting: those pixels are neither nucleus nor background, so a prediction there
+is no false positive and a missed nucleus there no false negative; a nucleus crossing the mask is
+scored on its remaining pixels.
+
+Classes (:func:`class_pq`, :func:`tissue_pq`)
+----------------------------------------------
+PanNuke-style scoring as CellViT reports it: per image, bPQ is the PQ of the class-agnostic maps and
+mPQ the mean PQ over the classes present in the ground truth (a class absent from it is skipped, not
+scored 1 or 0); both are averaged over the images of each tissue, then over tissues.
+
 Aggregation over a data set (:func:`aggregate`)
 ------------------------------------------------
 ``"per_image_mean"`` (the default) averages the per-image values: the MoNuSeg 2018 challenge ranks
@@ -246,9 +259,23 @@ def _detected_pairs(ov: Overlap, radius: float) -> int:
     return int(np.count_nonzero(distance[rows, cols] <= radius))
 
 
+def without_ignored(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Both maps with the ``ignore`` pixels set to background (see the module doc)."""
+    if ignore is None:
+        return gt, pred
+    gt, pred = _check(gt, pred)
+    if np.shape(ignore) != gt.shape:
+        raise DataError(f"ignore mask shape {np.shape(ignore)} differs from the label map's {gt.shape}; "
+                        "pass the mask of the same image.")
+    ignore = np.asarray(ignore, bool)
+    return np.where(ignore, 0, gt), np.where(ignore, 0, pred)
+
+
 def image_counts(gt: np.ndarray, pred: np.ndarray, iou_threshold: float = 0.5,
-                 centroid_radius: float = 12.0) -> ImageCounts:
-    """The additive counts of one image; keep these per image to :func:`aggregate` a data set."""
+                 centroid_radius: float = 12.0, ignore: np.ndarray | None = None) -> ImageCounts:
+    """The additive counts of one image, ``ignore`` pixels left out; keep these per image to
+    :func:`aggregate` a data set."""
+    gt, pred = without_ignored(gt, pred, ignore)
     if not 0.0 <= iou_threshold < 1.0:
         raise ConfigError(f"iou_threshold must be in [0, 1), got {iou_threshold}.")
     if not 0.0 <= centroid_radius < math.inf:
@@ -323,3 +350,48 @@ def aggregate(per_image: Sequence[ImageCounts], mode: str = DEFAULT_AGGREGATION)
     summed = {f.name: sum(getattr(c, f.name) for c in per_image)
               for f in fields(ImageCounts) if f.name not in _SETTINGS}
     return ImageCounts(**summed, **settings).metrics()
+
+
+#: how :func:`tissue_pq` averages, for the output
+TISSUE_PQ_AVERAGING = ("per image (mPQ: mean over the classes present in the ground truth), then mean over "
+                       "the images of each tissue, then mean over tissues (CellViT's PanNuke averaging)")
+
+
+def class_pq(gt: np.ndarray, gt_classes: np.ndarray, pred: np.ndarray, pred_classes: np.ndarray,
+             num_classes: int, iou_threshold: float = 0.5,
+             ignore: np.ndarray | None = None) -> tuple[float, list[float]]:
+    """(bPQ, [PQ of class 1 .. num_classes]) of one image; a class absent from the ground truth is NaN.
+    Class maps give a class per pixel (0 = background); class c's instances are the ids under it."""
+    gt, pred = without_ignored(gt, pred, ignore)
+    for name, classes, labels in (("gt", gt_classes, gt), ("pred", pred_classes, pred)):
+        if np.shape(classes) != labels.shape:
+            raise DataError(f"{name} class map shape {np.shape(classes)} differs from its label map's "
+                            f"{labels.shape}; pass the class map of the same image.")
+    per_class = []
+    for c in range(1, num_classes + 1):
+        gt_c = np.where(gt_classes == c, gt, 0)
+        per_class.append(panoptic_quality(gt_c, np.where(pred_classes == c, pred, 0), iou_threshold)[0]
+                         if gt_c.any() else math.nan)
+    return panoptic_quality(gt, pred, iou_threshold)[0], per_class
+
+
+def tissue_pq(per_image: Sequence[tuple[str, float, Sequence[float]]]) -> dict:
+    """mPQ and bPQ of a data set from (tissue, bPQ, per-class PQ) per image (:func:`class_pq`),
+    averaged as :data:`TISSUE_PQ_AVERAGING` says: {"mpq", "bpq", "averaging", "per_tissue": {tissue:
+    {"mpq", "bpq", "images"}}}. An image with no class in its ground truth has no mPQ; a tissue with
+    no mPQ at all is left out of the mPQ mean."""
+    if not per_image:
+        raise DataError("no images to score; pass at least one (tissue, bPQ, class PQs) triple.")
+    by_tissue: dict[str, list[tuple[float, float]]] = {}
+    for tissue, bpq, class_values in per_image:
+        present = [v for v in class_values if not math.isnan(v)]
+        by_tissue.setdefault(tissue, []).append((bpq, float(np.mean(present)) if present else math.nan))
+    per_tissue = {}
+    for tissue, values in sorted(by_tissue.items()):
+        mpqs = [m for _, m in values if not math.isnan(m)]
+        per_tissue[tissue] = {"mpq": float(np.mean(mpqs)) if mpqs else math.nan,
+                              "bpq": float(np.mean([b for b, _ in values])), "images": len(values)}
+    tissue_mpqs = [t["mpq"] for t in per_tissue.values() if not math.isnan(t["mpq"])]
+    return {"mpq": float(np.mean(tissue_mpqs)) if tissue_mpqs else math.nan,
+            "bpq": float(np.mean([t["bpq"] for t in per_tissue.values()])),
+            "averaging": TISSUE_PQ_AVERAGING, "per_tissue": per_tissue}

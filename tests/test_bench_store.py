@@ -16,6 +16,7 @@ import pytest
 from sslbench.bench import store as store_module
 from sslbench.bench.leaderboard import (image_pairs, job_runs, paired_difference, run_table, select_rows, short_names,
                                         suite_leaderboard, to_csv, to_markdown, write_board)
+from sslbench.bench.organs import organ_board
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.errors import DataError
@@ -267,3 +268,19 @@ def test_run_table_keeps_the_paper_apart_unless_the_data_compare(reference_only)
         assert "50.00 " in text and "70.63" in text
     else:
         assert "AJI % ours | paper" in text and "50.00 | 70.63" in text
+
+
+def test_organ_board_groups_test_images_by_tcga_site(tmp_path):
+    store = Store(tmp_path)
+    images = {"TCGA-HT-8564-01Z-00-DX1": 0.40, "TCGA-FG-A4MU-01B-01-TS1": 0.50, "TCGA-A6-6782-01A-01-BS1": 0.70,
+              "synthetic_000": 0.60}
+    for seed in (0, 1):
+        row = record("scratch", 0.5, seed=seed)
+        row["scores"]["per_image"] = [{"name": n, "aji": a + seed / 100} for n, a in images.items()]
+        store.add(row)
+    suite, rows, _ = select_rows(load_suite("table3"), Store(tmp_path).rows())
+    board = organ_board(suite, rows)
+    assert [h for h, _ in board.columns] == ["brain (2)", "colon (1)", "other (1)", "all (4)"]
+    (scratch,) = board.rows
+    assert [c.ours for c in scratch.cells] == pytest.approx([45.5, 70.5, 60.5, 55.5])
+    assert scratch.cells[0].std == pytest.approx(np.std([45.0, 46.0], ddof=1)) and scratch.cells[0].seeds == 2

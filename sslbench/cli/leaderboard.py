@@ -23,6 +23,8 @@ def leaderboard(
                                                       "difference over seeds (t-interval, verdict, power, seeds to "
                                                       "resolve it) and over test images "
                                                       "(leaderboard-<suite>-pairs.md/.csv)."),
+    organs: bool = typer.Option(False, "--organs", help="Also print each strategy's score per organ of the test "
+                                                        "images (leaderboard-<suite>-organs.md/.csv)."),
     runs: bool = typer.Option(False, "--runs", help="Also print one row per job: images it trained and validated on, "
                                                     "its score per test image, its time (leaderboard-<suite>-runs.md/.csv)."),
 ) -> None:
@@ -30,6 +32,7 @@ def leaderboard(
     merging the results that launched tasks left in --out)."""
     from sslbench.bench.leaderboard import (image_pairs, job_runs, select_rows, suite_leaderboard, to_csv, to_markdown,
                                             to_rich, write_board)
+    from sslbench.bench.organs import organ_board
     from sslbench.bench.store import Store, merge_results
     from sslbench.bench.suites import load_suite
 
@@ -37,7 +40,8 @@ def leaderboard(
     board = suite_leaderboard(out, load_suite(suite), aggregation)
     write_board(board, out, suite if aggregation == DEFAULT_AGGREGATION else f"{suite}-{aggregation}")
     boards = [board]
-    extras = {name: build for name, build, wanted in (("pairs", image_pairs, pairs), ("runs", job_runs, runs)) if wanted}
+    extras = {name: build for name, build, wanted in (("pairs", image_pairs, pairs), ("organs", organ_board, organs),
+                                                                 ("runs", job_runs, runs)) if wanted}
     if extras:
         suite_folds, rows, _ = select_rows(load_suite(suite), Store(out, create=False).rows())
     for name, build in extras.items():

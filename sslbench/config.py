@@ -55,15 +55,15 @@ def component_names(kind: str) -> dict[str, str]:
 
 def component_config(kind: str, name: str) -> dict:
     """The config dict of the ``kind`` named ``name``: its config file, else a registered class of that
-    name, else (backbones) any segmentation-models-pytorch encoder, timm's as ``tu-<model>``."""
+    name, else (backbones) any segmentation-models-pytorch encoder, timm's as ``tu-<model>``, or timm ViT."""
     if (config_root() / kind / f"{name}.py").is_file():
         return dict(load_component(kind, name)[kind])
     if _REGISTRY_OF[kind].get(name) is not None:
         return {"type": name}
-    from sslbench.models.backbones import is_smp_encoder  # here: smp and timm load only when needed
+    from sslbench.models.backbones import named_backbone  # here: smp and timm load only when needed
 
-    if kind == "backbone" and is_smp_encoder(name):
-        return {"type": "SmpEncoder", "name": name}
+    if kind == "backbone" and (found := named_backbone(name)):
+        return found
     known = sorted(component_names(kind))
     hint = " Any segmentation-models-pytorch encoder works too (timm's as tu-NAME)." if kind == "backbone" else ""
     raise UnknownComponentError(f"unknown {kind} '{name}'.{closest_hint(name, known)} "
@@ -89,7 +89,7 @@ def preset_backbone(preset: str, backbone: str | None = None) -> str:
     return backbone or load_component("preset", preset).get("backbone", "resnet101")
 
 
-def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None = None, head: str = "unet",
+def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None = None, head: str | None = None,
                        seed: int = 0, device: str = "auto", data: str | None = None, test_data: str | None = None,
                        unlabeled: str | None = None, overrides: list[str] | None = None,
                        allow_synthetic: bool = False) -> Config:
@@ -102,14 +102,18 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
     if data is None and cfg.get("real_data") and not allow_synthetic:
         raise ConfigError(f"preset {preset} is sized for real images: pass --data DIR (e.g. MoNuSeg's training "
                           "images); to run it on the built-in synthetic data anyway, add --allow-synthetic.")
+    from sslbench.models import check_head_fits, default_head
+
+    backbone_cfg = component_config("backbone", backbone)
+    head_cfg = component_config("head", head or default_head(backbone_cfg))
+    check_head_fits(backbone_cfg, head_cfg)
     pretext_cfg = component_config("pretext", pretext)
     cls = PRETEXTS.get(pretext_cfg["type"])
     pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))
     merged = dict(
         name=pretext, preset=preset, seed=seed, device=device,
         pretext=pretext_cfg,
-        backbone=component_config("backbone", backbone),
-        head=component_config("head", head),
+        backbone=backbone_cfg, head=head_cfg,
         data=dict(cfg.data) if data is None else dict(type="path", path=str(data)),
         test_data=test_data, unlabeled=unlabeled,
         split=dict(cfg.split), pretrain=dict(cfg.pretrain), finetune=dict(cfg.finetune),

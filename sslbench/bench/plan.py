@@ -41,12 +41,14 @@ class BenchOptions:
     force: bool = False
     plugins: list[str] = field(default_factory=list)  # --plugin: what a launched task loads before its job
     allow_synthetic: bool = False  # --allow-synthetic: a real-data preset (mini, paper) on the synthetic default
+    head: str | None = None  # --head; None: the backbone's default (resolve_run_config)
 
     def context(self) -> dict:
         """What makes two benches comparable; the leaderboard shows one context at a time."""
         return {"preset": self.preset, "backbone": self.backbone, "data": self.data, "test_data": self.test_data,
                 "unlabeled": self.unlabeled, "folds": self.suite.folds,
-                "overrides": sorted(o for o in self.overrides if o.partition(".")[0] not in EXECUTION_KEYS)}
+                "overrides": sorted(o for o in self.overrides if o.partition(".")[0] not in EXECUTION_KEYS),
+                **({"head": self.head} if self.head else {})}  # absent when default: earlier rows stay comparable
 
 
 def strategy_overrides(strategy: str, overrides: list[str]) -> list[str]:
@@ -58,7 +60,7 @@ def strategy_overrides(strategy: str, overrides: list[str]) -> list[str]:
 
 
 def job_config(opts: BenchOptions, job: Job) -> Config:
-    return resolve_run_config(job.strategy, preset=opts.preset, backbone=opts.backbone, seed=job.seed,
+    return resolve_run_config(job.strategy, preset=opts.preset, backbone=opts.backbone, head=opts.head, seed=job.seed,
                               device=opts.device, data=opts.data, test_data=opts.test_data,
                               unlabeled=opts.unlabeled, allow_synthetic=opts.allow_synthetic,
                               overrides=[*strategy_overrides(job.strategy, opts.overrides),

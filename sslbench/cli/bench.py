@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from sslbench.cli.app import app, console, warn
-from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Overrides, Plugins, Preset,
-                                  SuiteName, TestData, Unlabeled)
+from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Head, Overrides, Plugins,
+                                  Preset, SuiteName, TestData, Unlabeled)
 from sslbench.cli.run import attach_log_file, load_plugins_for_cli
 from sslbench.errors import ConfigError
 
@@ -66,6 +66,7 @@ def bench(
                                                   "images happened to be labelled.")] = False,
     folds: Annotated[int, typer.Option(min=2, help="Folds for cross-validation suites (table4; default 5).")] = None,
     backbone: Backbone = None,
+    head: Head = None,
     device: Device = "auto",
     out: Annotated[Path, typer.Option(help="Output folder: results.sqlite, encoders/, leaderboards.")] = Path("bench"),
     skip: Annotated[list[str], typer.Option(help="Leave a strategy of the suite out (e.g. imagenet without "
@@ -106,7 +107,7 @@ def bench(
                            _absolute(test_data), _absolute(unlabeled),
                            [*set_, *(["engine.compile=True"] if compile_ else []),
                             *(["split.resample_per_seed=True"] if resample_splits else [])], force,
-                           [_plugin_for_tasks(p) for p in plugin], allow_synthetic)
+                           [_plugin_for_tasks(p) for p in plugin], allow_synthetic, head)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

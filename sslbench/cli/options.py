@@ -27,6 +27,8 @@ AllowSynthetic = Annotated[bool, typer.Option(help="Run a real-data preset (cpu,
                                                    "data anyway (a pipeline check, not a reproduction).")]
 Backbone = Annotated[str, typer.Option(help="Encoder (sslbench list backbones, or any smp encoder, timm's as "
                                             "tu-NAME). Default: the preset's (cpu: resnet34), else resnet101.")]
+Head = Annotated[str, typer.Option(help="Segmentation head (sslbench list heads). Default: unetr for a ViT backbone, "
+                                        "else unet (the paper's ResUNet).")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 …")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the encoder and ResUNet (minutes of "
                                                          "compilation; pays off on long GPU runs).")]

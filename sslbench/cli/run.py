@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from sslbench.cli.app import app, console, err_console
-from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Overrides, Plugins, Preset,
-                                  TestData, Unlabeled)
+from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Head, Overrides, Plugins,
+                                  Preset, TestData, Unlabeled)
 from sslbench.engine import distributed
 from sslbench.registry import load_entry_point_plugins, load_plugin
 
@@ -56,6 +56,7 @@ def run(
     allow_synthetic: AllowSynthetic = False,
     unlabeled: Unlabeled = None,
     backbone: Backbone = None,
+    head: Head = None,
     device: Device = "auto",
     seed: Annotated[int, typer.Option(min=0, help="Seeds data splits, sampling and initialisation.")] = 0,
     out: Annotated[Path, typer.Option(help="Run folder. Default: runs/<time>-<pretext>.")] = None,
@@ -74,7 +75,7 @@ def run(
     from sslbench.pipeline.run_folder import RunFolder
 
     load_plugins_for_cli(plugin)
-    cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, seed=seed, device=device,
+    cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, head=head, seed=seed, device=device,
                              data=None if data is None else str(data),
                              test_data=None if test_data is None else str(test_data.resolve()),
                              unlabeled=None if unlabeled is None else str(unlabeled), allow_synthetic=allow_synthetic,

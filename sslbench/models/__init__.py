@@ -4,8 +4,29 @@ from __future__ import annotations
 
 from torch import nn
 
+from sslbench.errors import ConfigError
 from sslbench.models import backbones, heads  # noqa: F401  (register)
 from sslbench.registry import BACKBONES, HEADS, build
+
+#: backbone types whose features are one token grid: the unetr head decodes them, the Unet cannot
+_TOKEN_BACKBONES = ("TimmViT",)
+
+
+def default_head(backbone_cfg: dict) -> str:
+    """The head a backbone gets unless one is named: unetr for a ViT, else the paper's unet."""
+    return "unetr" if backbone_cfg.get("type") in _TOKEN_BACKBONES else "unet"
+
+
+def check_head_fits(backbone_cfg: dict, head_cfg: dict) -> None:
+    """Refuse, before any work, a built-in head that cannot decode the backbone's features."""
+    vit = backbone_cfg.get("type") in _TOKEN_BACKBONES
+    name = backbone_cfg.get("name", backbone_cfg.get("type"))
+    if head_cfg.get("type") == "Unet" and vit:
+        raise ConfigError(f"head unet cannot decode backbone {name} (a ViT: one stride, no feature pyramid); "
+                          "use --head unetr or leave --head out.")
+    if head_cfg.get("type") == "UNETR" and not vit:
+        raise ConfigError(f"head unetr decodes a ViT's token maps, not backbone {name}; use --head unet or "
+                          "leave --head out.")
 
 
 def build_encoder(backbone_cfg: dict) -> nn.Module:

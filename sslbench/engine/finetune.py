@@ -18,6 +18,7 @@ from torchvision.transforms import v2
 from sslbench.data.base import Sample, image_tensor
 from sslbench.data.image import normalize, pick_images, random_crop_box, random_stain_jitter
 from sslbench.data.targets import instance_to_classes
+from sslbench.errors import ConfigError
 
 _DICE = smp.losses.DiceLoss("multiclass", from_logits=True)
 
@@ -96,3 +97,14 @@ def segmentation_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_
         return {"loss": ce}
     dice = _DICE(logits, y)
     return {"loss": ce + dice_weight * dice, "ce": ce, "dice": dice}
+
+
+def freeze_encoder(model: nn.Module) -> None:
+    """The frozen-encoder protocol: only the decoder and head train. The encoder takes no gradient (nothing
+    backpropagates into it) and stays in eval mode, so its BatchNorm statistics do not move and dropout is
+    off; smp's ``freeze_encoder`` makes the model's ``train()`` leave the encoder as it is."""
+    if not isinstance(model, smp.base.SegmentationModel):
+        raise ConfigError(f"finetune.freeze_encoder needs a segmentation-models-pytorch model, not "
+                          f"{type(model).__name__}; use a built-in head or set finetune.freeze_encoder=False.")
+    model.freeze_encoder()
+    model.encoder.eval()

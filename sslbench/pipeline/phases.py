@@ -19,7 +19,7 @@ from sslbench.engine import distributed
 from sslbench.engine.accel import Acceleration, autocast, maybe_compile, resolve
 from sslbench.engine.batches import batch_source
 from sslbench.engine.checkpoint import Checkpoint
-from sslbench.engine.finetune import FinetuneSampler, finetune_sources, segmentation_loss
+from sslbench.engine.finetune import FinetuneSampler, finetune_sources, freeze_encoder, segmentation_loss
 from sslbench.engine.loop import LoopSettings, train
 from sslbench.errors import ConfigError
 from sslbench.eval.evaluate import evaluate, tune_postprocess
@@ -101,8 +101,8 @@ def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torc
 def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.device, generator: torch.Generator,
              checkpoint: Checkpoint | None = None, accel: Acceleration | None = None,
              on_step: Callable[[int], None] | None = None) -> tuple[list[dict], list[dict]]:
-    """Train the segmenter; with ``eval_every`` the weights of the best per-image-mean validation
-    AJI are kept."""
+    """Train the segmenter (with ``freeze_encoder`` its decoder only); with ``eval_every`` the weights of
+    the best per-image-mean validation AJI are kept."""
     ft, ev = cfg.finetune, cfg.evaluation
     accel = accel or acceleration(cfg, device)
     sampler = FinetuneSampler(ft["crop"], ft.get("scale"), ft.get("elastic"), ft.get("stain_scale", 0.0),
@@ -124,6 +124,8 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
                           best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
         model.train()
 
+    if ft.get("freeze_encoder", False):
+        freeze_encoder(model)
     maybe_compile(model, accel)
     dice_weight = ft.get("dice_weight", 0.0)
     history = train(model, lambda: segmentation_loss(model, *next_batch(), weights, dice_weight), loop_settings(ft),

@@ -22,7 +22,11 @@ def monuseg(tmp_path):
 def test_inspect_json_counts_nuclei_and_keeps_warnings_off_stdout(tmp_path):
     result = CliRunner().invoke(app, ["data", "inspect", str(monuseg(tmp_path)), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {
+    report = json.loads(result.stdout)
+    card = report.pop("card")
+    assert (card["images"], card["labelled"], card["nuclei"], card["nuclei_per_image"]) == (2, 1, 2, 2.0)
+    assert card["median_nucleus_area_px"] == 16 and card["magnification"] == "40x"
+    assert report == {
         "format": "monuseg", "total_nuclei": 2,
         "images": [{"name": "a", "height": 12, "width": 12, "nuclei": 2,
                     "annotation": str(tmp_path / "data" / "Annotations" / "a.xml")},

@@ -13,18 +13,30 @@ from pathlib import Path
 import numpy as np
 import typer
 from PIL import Image
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from skimage.segmentation import find_boundaries
 
 from sslbench.cli.app import app, console, err_console
 from sslbench.data.base import Sample
-from sslbench.data.detect import FORMATS, dataset_from_path
+from sslbench.data.card import CardBuilder, resolution_warning
+from sslbench.data.catalogue import fetch as fetch_archive
+from sslbench.data.catalogue import load_catalogue, unpacked_root
+from sslbench.data.detect import FORMATS, dataset_from_path, detect_format
 from sslbench.data.io import FileDataset, count_nuclei, write_label_map
-from sslbench.errors import ConfigError
+from sslbench.errors import ConfigError, DataError
+from sslbench.registry import closest_hint
 
 data_app = typer.Typer(no_args_is_help=True, help="Inspect a data folder, render its labels for checking, "
-                                                 "or convert it to images/ + labels/.")
+                                                 "convert it to images/ + labels/, or fetch a public dataset.")
 app.add_typer(data_app, name="data")
 
 OVERLAY_COLOUR = (0, 255, 0)  # green: stands out on pink/purple H&E
@@ -59,16 +71,27 @@ def inspect(
     path: Path = typer.Argument(..., help="Data folder (MoNuSeg, images/+labels/, or any images)."),
     format: str = typer.Option(None, "--format", help=_FORMAT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    against: Path = typer.Option(None, "--against", help="Training data folder: warn if PATH is at another "
+                                                         "resolution (magnification or nucleus size)."),
 ) -> None:
-    """Detect the format, read and validate every file, print sizes and nucleus counts."""
+    """Detect the format, read and validate every file, print sizes and nucleus counts, then the
+    dataset's card (nuclei per image, median nucleus area, magnification, licence, citation)."""
     with _warnings_to_stderr():
         dataset = dataset_from_path(path, format)
-        rows = [{"name": s.name, "height": s.image.shape[0], "width": s.image.shape[1],
-                 "nuclei": count_nuclei(s.labels), "annotation": s.annotation or None}
-                for s in _samples(dataset, "reading")]
+        builder = CardBuilder(dataset)
+        rows = []
+        for s in _samples(dataset, "reading"):
+            builder.add(s)
+            rows.append({"name": s.name, "height": s.image.shape[0], "width": s.image.shape[1],
+                         "nuclei": count_nuclei(s.labels), "annotation": s.annotation or None})
+        card = builder.card()
+        mismatch = resolution_warning(card, _card(against), str(path), str(against)) if against else None
+    if mismatch:
+        err_console.print(f"[yellow]warning:[/] {mismatch}", highlight=False, soft_wrap=True)
     total = sum(row["nuclei"] or 0 for row in rows)
     if as_json:
-        print(json.dumps({"format": dataset.format, "images": rows, "total_nuclei": total}, indent=2))
+        print(json.dumps({"format": dataset.format, "images": rows, "total_nuclei": total, "card": card,
+                          **({"resolution_warning": mismatch} if against else {})}, indent=2))
         return
     labelled = sum(row["nuclei"] is not None for row in rows)
     table = Table(title=f"{path} ({dataset.format})", show_footer=True)
@@ -80,6 +103,37 @@ def inspect(
         nuclei = "unlabelled" if row["nuclei"] is None else f"{row['nuclei']:,}"
         table.add_row(row["name"], f"{row['height']} × {row['width']}", _annotation_kind(row["annotation"]), nuclei)
     console.print(table)
+    console.print(_card_table(card))
+
+
+def _card(path: Path) -> dict:
+    """The card of the training data ``path`` (read in full: its nucleus areas are needed)."""
+    builder = CardBuilder(dataset_from_path(path))
+    for sample in _samples(builder.dataset, "reading training data"):
+        builder.add(sample)
+    return builder.card()
+
+
+def _card_table(card: dict) -> Table:
+    table = Table(title="dataset card", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    unknown = "[dim]unknown[/]"
+    area = card["median_nucleus_area_px"]
+    for field, value in [
+        ("images", f"{card['images']:,} ({card['labelled']:,} labelled)"),
+        ("sizes", ", ".join(f"{size} ({n})" for size, n in card["sizes"].items())),
+        ("nuclei", f"{card['nuclei']:,}"),
+        ("nuclei per image", "-" if card["nuclei_per_image"] is None else f"{card['nuclei_per_image']:g}"),
+        ("median nucleus area", "-" if area is None else f"{area:g} px"),
+        ("magnification", card["magnification"] or unknown),
+        ("classes", ", ".join(card["classes"]) or "-"),
+        ("tissues", ", ".join(f"{t} ({n})" for t, n in card["tissues"].items()) or "-"),
+        ("licence", card["license"] or unknown),
+        ("citation", card["citation"] or unknown),
+    ]:
+        table.add_row(field, value)
+    return table
 
 
 def _annotation_kind(path: str | None) -> str:
@@ -147,12 +201,63 @@ def convert(
         dataset = dataset_from_path(path, format)
         for sub in ("images", "labels"):
             _make_folder(out / sub)
-        labelled = 0
+        labelled = dropped = 0
         for sample in _samples(dataset, "converting"):
+            dropped += sample.classes is not None or sample.ignore is not None
             stem = _file_stem(sample.name)
             Image.fromarray(sample.image).save(out / "images" / f"{stem}.png", compress_level=9)
             if sample.labels is not None:
                 write_label_map(out / "labels" / stem, sample.labels)
                 labelled += 1
+    if dropped:
+        err_console.print(f"[yellow]warning:[/] the folder format keeps instances only: the class maps and "
+                          f"ambiguous-area masks of {dropped} images were not written; score classes or ignore "
+                          f"areas on {path} itself.", highlight=False, soft_wrap=True)
     console.print(f"wrote {len(dataset)} images ({labelled} with label maps) to {out}; "
                   f"use it as --data {out}", highlight=False)
+
+
+@data_app.command("fetch")
+def fetch(
+    name: str = typer.Argument(None, help="Dataset name; leave out to list the catalogue."),
+    to: Path = typer.Option(None, "--to", help="Folder to download and unpack into."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Accept a download whose SHA-256 is unknown "
+                                                             "or does not match (not recommended)."),
+    catalogue: Path = typer.Option(None, "--catalogue", envvar="SSLBENCH_DATA_CATALOGUE",
+                                   help="JSON file of extra or replacing entries {name: {field: value}}."),
+) -> None:
+    """Download a public dataset (resumable, SHA-256 checked) and unpack it into the layout its reader
+    expects; where its licence needs a login or acceptance, print the steps instead."""
+    sources = load_catalogue(catalogue)
+    if name is None:
+        table = Table(title="data catalogue")
+        for column in ("name", "reader", "licence", "how"):
+            table.add_column(column)
+        for source in sources.values():
+            how = "manual: " + source.page if source.steps else ("download" + ("" if source.sha256 else
+                                                                               " (checksum unknown)"))
+            table.add_row(source.name, source.format, source.license, how)
+        console.print(table)
+        return
+    if name not in sources:
+        raise ConfigError(f"unknown dataset '{name}'.{closest_hint(name, sources)} Known: {', '.join(sources)}.")
+    source = sources[name]
+    if source.steps:
+        console.print(f"{source.name} ({source.license}) needs a login or licence acceptance, so it is not "
+                      f"downloaded here:\n  1. {source.page}\n  2. {source.steps}\n  3. sslbench data inspect "
+                      f"{to or 'DIR'}  (expects: {source.layout})", highlight=False, soft_wrap=True)
+        return
+    if to is None:
+        raise ConfigError("pass --to DIR: the folder to download and unpack into.")
+    columns = (TextColumn(f"{name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(name, total=None)
+        fetch_archive(source, to, verify=not no_verify,
+                      progress=lambda done, total: progress.update(task, completed=done, total=total))
+    root = unpacked_root(to)
+    try:
+        found = f"read as '{detect_format(root)}'"
+    except DataError:
+        found = "no known layout found there"
+    console.print(f"{name}: unpacked into {to} ({found}; expected {source.layout}); check it with "
+                  f"sslbench data inspect {root}", highlight=False, soft_wrap=True)

@@ -25,8 +25,9 @@ class DataSplit:
 
 
 def load_samples(data_cfg: dict, unlabeled: str | None) -> list[Sample]:
+    """The ``data`` section's images; ``data.rescale`` (a reader option) resizes them at load."""
     if data_cfg["type"] == "path":
-        samples = dataset_from_path(data_cfg["path"]).load()
+        samples = dataset_from_path(data_cfg["path"], rescale=data_cfg.get("rescale", 1.0)).load()
     else:
         samples = build(DATASETS, data_cfg).load()
     if unlabeled:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage.measure import regionprops_table
 from skimage.segmentation import relabel_sequential, watershed
 
 from sslbench.data.targets import BACKGROUND, BODY
@@ -42,3 +43,12 @@ def drop_small(labels: np.ndarray, min_area: int) -> np.ndarray:
     small[0] = False
     labels[small[labels]] = 0
     return labels
+
+
+def nucleus_table(instances: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
+    """One entry per instance, ids ascending: its id, centroid (row, col), area in pixels and mean
+    P(body) over its pixels (how sure the model is of it)."""
+    props = regionprops_table(instances, intensity_image=probs[BODY],
+                              properties=("label", "centroid", "area", "intensity_mean"))
+    return {"id": props["label"], "centroid_row": props["centroid-0"], "centroid_col": props["centroid-1"],
+            "area_px": props["area"].astype(np.int64), "mean_body_probability": props["intensity_mean"]}

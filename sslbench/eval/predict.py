@@ -47,10 +47,11 @@ def _starts(length: int, tile: int, stride: int) -> list[int]:
 
 @torch.no_grad()
 def predict_probabilities(model: nn.Module, image: np.ndarray, device: torch.device, tile: int = 512,
-                          overlap: int = 64, flips: bool = False, inference: Inference = Inference()) -> np.ndarray:
+                          overlap: int = 64, flips: bool = False, inference: Inference = Inference(),
+                          on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(H, W, 3) uint8 -> (classes, H, W) float32 softmax, tiles averaged where they overlap; with
     ``flips`` each tile's softmax is also averaged over its horizontal, vertical and double flip.
-    Every forward pass runs under ``inference.autocast``."""
+    Every forward pass runs under ``inference.autocast``; ``on_tile(done, total)`` follows each tile."""
     model.eval()
     height, width = image.shape[:2]
     tile = -(-min(tile, max(height, width)) // _ALIGN) * _ALIGN
@@ -59,15 +60,18 @@ def predict_probabilities(model: nn.Module, image: np.ndarray, device: torch.dev
     x = F.pad(normalize(x), (0, pad_w, 0, pad_h), mode="replicate")
     full_h, full_w = x.shape[-2:]
     total = weight = None
-    for top in _starts(full_h, tile, tile - overlap):
-        for left in _starts(full_w, tile, tile - overlap):
-            probs = _tile_probabilities(model, x[..., top:top + tile, left:left + tile], device, flips,
-                                        inference.autocast)
-            if total is None:
-                total = torch.zeros((probs.shape[0], full_h, full_w), device=device)
-                weight = torch.zeros((1, full_h, full_w), device=device)
-            total[:, top:top + tile, left:left + tile] += probs
-            weight[:, top:top + tile, left:left + tile] += 1
+    corners = [(top, left) for top in _starts(full_h, tile, tile - overlap)
+               for left in _starts(full_w, tile, tile - overlap)]
+    for done, (top, left) in enumerate(corners, start=1):
+        probs = _tile_probabilities(model, x[..., top:top + tile, left:left + tile], device, flips,
+                                    inference.autocast)
+        if total is None:
+            total = torch.zeros((probs.shape[0], full_h, full_w), device=device)
+            weight = torch.zeros((1, full_h, full_w), device=device)
+        total[:, top:top + tile, left:left + tile] += probs
+        weight[:, top:top + tile, left:left + tile] += 1
+        if on_tile is not None:
+            on_tile(done, len(corners))
     return (total / weight)[:, :height, :width].cpu().numpy()
 
 

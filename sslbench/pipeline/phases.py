@@ -202,7 +202,18 @@ def predict_instances(model: nn.Module, sample: Sample, cfg: Config, device: tor
                       postprocess: dict | None = None) -> np.ndarray:
     """One image's predicted instance map exactly as it was scored: the config's evaluation settings
     and the post-processing chosen on validation (``finetune_phase``'s ``postprocess["values"]``)."""
+    return instances_as_scored(predict_as_scored(model, sample.image, cfg, device), cfg, postprocess)
+
+
+def predict_as_scored(model: nn.Module, image: np.ndarray, cfg: Config, device: torch.device,
+                      on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """One image's class probabilities as a run scores it: its config's tiles, overlap and flips."""
     ev = cfg.evaluation
-    probs = predict_probabilities(model, sample.image, device, ev["tile"], ev["overlap"], ev.get("flips", False),
-                                  inference())
-    return probabilities_to_instances(probs, **{"min_area": ev["min_area"], **(postprocess or {})})
+    return predict_probabilities(model, image, device, ev["tile"], ev["overlap"], ev.get("flips", False),
+                                 inference(), on_tile)
+
+
+def instances_as_scored(probs: np.ndarray, cfg: Config, postprocess: dict | None = None) -> np.ndarray:
+    """Instances from ``predict_as_scored``'s probabilities: the config's ``min_area`` unless
+    ``postprocess`` (values chosen on validation) says otherwise."""
+    return probabilities_to_instances(probs, **{"min_area": cfg.evaluation["min_area"], **(postprocess or {})})

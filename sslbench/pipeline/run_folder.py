@@ -86,6 +86,14 @@ class RunFolder:
     def metrics(self) -> Path:
         return self.path / "metrics.json"
 
+    @property
+    def model(self) -> Path:
+        return self.path / "model.safetensors"
+
+    @property
+    def config_json(self) -> Path:
+        return self.path / "config.json"
+
     def create(self) -> None:
         """Refuse a finished run (it is never overwritten); create the folder and prove it writable
         before any work starts."""
@@ -115,7 +123,7 @@ class RunFolder:
         may be fixed and re-run)."""
         if self.resume_point() is None:
             return
-        saved = self.path / "config.json"
+        saved = self.config_json
         if saved.is_file():
             try:
                 fingerprint = json.loads(saved.read_text())
@@ -130,13 +138,13 @@ class RunFolder:
         """The config as composed (config.py, to read) and its fingerprint (config.json, to compare)."""
         if distributed.is_main():
             atomic_write(self.path / "config.py", lambda tmp: tmp.write_text(cfg.pretty_text))
-            atomic_write(self.path / "config.json",
+            atomic_write(self.config_json,
                          lambda tmp: tmp.write_text(json.dumps(run_fingerprint(cfg), indent=2)))
 
     def write_results(self, result: dict, model_state: dict[str, torch.Tensor]) -> None:
         """The finetuned ResUNet (so a run can be scored again without retraining), then metrics.json;
         the checkpoints go."""
         if distributed.is_main():
-            write_safetensors(self.path / "model.safetensors", model_state)
+            write_safetensors(self.model, model_state)
             atomic_write(self.metrics, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
             self.checkpoints.remove()

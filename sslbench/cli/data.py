@@ -160,13 +160,13 @@ def render(
     """Write each labelled image's instance map (16-bit PNG, TIFF above 65535 ids) and an outline overlay."""
     with _warnings_to_stderr():
         dataset = dataset_from_path(path, format)
-        _make_folder(out)
+        make_folder(out)
         written = unlabelled = 0
         for sample in _samples(dataset, "rendering"):
             if sample.labels is None:
                 unlabelled += 1
                 continue
-            stem = out / _file_stem(sample.name)
+            stem = out / file_stem(sample.name)
             write_label_map(stem.with_name(stem.name + "_labels"), sample.labels)
             outlined = overlay(sample.image, sample.labels)
             Image.fromarray(outlined).save(stem.with_name(stem.name + "_overlay.png"))
@@ -176,14 +176,14 @@ def render(
                   highlight=False)
 
 
-def _make_folder(folder: Path) -> None:
+def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {folder} ({exc.strerror}); pass a writable --out.") from None
 
 
-def _file_stem(name: str) -> str:
+def file_stem(name: str) -> str:
     return re.sub(r"[^\w.-]", "_", name)  # nested unlabeled names hold '/'
 
 
@@ -200,11 +200,11 @@ def convert(
     with _warnings_to_stderr():
         dataset = dataset_from_path(path, format)
         for sub in ("images", "labels"):
-            _make_folder(out / sub)
+            make_folder(out / sub)
         labelled = dropped = 0
         for sample in _samples(dataset, "converting"):
             dropped += sample.classes is not None or sample.ignore is not None
-            stem = _file_stem(sample.name)
+            stem = file_stem(sample.name)
             Image.fromarray(sample.image).save(out / "images" / f"{stem}.png", compress_level=9)
             if sample.labels is not None:
                 write_label_map(out / "labels" / stem, sample.labels)

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sslbench.bench.stats import describe, t_interval
+from sslbench.bench.plan import setup_identity
 from sslbench.bench.store import Store
 from sslbench.bench.suites import Suite
 from sslbench.config import available, load_component
@@ -247,15 +248,17 @@ def suite_board(suite, rows: list[dict], aggregation: str, caption: str) -> Boar
 
 
 def select_rows(suite: Suite, rows: list[dict]) -> tuple[Suite, list[dict], dict]:
-    """The suite's jobs from the latest bench setup (context) in the store, the latest row per
-    (strategy, fraction, fold, seed); a fold suite takes its fold count from that setup."""
+    """The suite's jobs from the latest bench setup (context, its data by content wherever it lay) in the
+    store, the latest row per (strategy, fraction, fold, seed); a fold suite takes its fold count from that setup."""
     mine = [r for r in rows if r["strategy"] in suite.strategies and r["fraction"] in suite.fractions
             and (r["fold"] is None) == (not suite.folds)]
     if not mine:
         raise DataError(f"no finished {suite.name} jobs in this store; run `sslbench bench --suite {suite.name}` "
                         "with the same --out first.")
     context = mine[-1]["context"]
-    latest = {(r["strategy"], r["fraction"], r["fold"], r["seed"]): r for r in mine if r["context"] == context}
+    setup = setup_identity(context)
+    latest = {(r["strategy"], r["fraction"], r["fold"], r["seed"]): r for r in mine
+              if setup_identity(r["context"]) == setup}
     return dataclasses.replace(suite, folds=context["folds"]), list(latest.values()), context
 
 

@@ -1,8 +1,9 @@
 """A bench's jobs as configs and keys, and where their files go.
 
 Each (strategy, seed, fold) pretrains once; its encoder (``out/encoders``) serves every label
-fraction. A job's key hashes its config, a pretraining's key is its encoder's identity; a finished
-job is a row in the store under its key and is skipped when the same command runs again. Jobs split
+fraction. A job's key hashes its config, a pretraining's key is its encoder's identity, both with the
+data folders' contents in place of their paths; a finished job is a row in the store under its key
+and is skipped when the same command runs again, wherever its data now lies. Jobs split
 their data exactly as ``sslbench run`` does (``pipeline.data.split_samples``: folds, ``--test-data``
 or ``split.test_ratio`` for the test set; the label fraction cuts train and val).
 """
@@ -21,7 +22,14 @@ from sslbench.data.base import Sample
 from sslbench.errors import ConfigError
 from sslbench.pipeline.artifact import EncoderArtifact, encoder_identity
 from sslbench.pipeline.data import DataSplit, split_samples
-from sslbench.pipeline.fingerprint import EXECUTION_KEYS, content_hash, pretrain_fingerprint
+from sslbench.pipeline.fingerprint import (
+    EXECUTION_KEYS,
+    content_hash,
+    data_contents,
+    portable,
+    pretrain_fingerprint,
+    recorded_contents,
+)
 from sslbench.pipeline.run_folder import Checkpoints
 from sslbench.registry import PRETEXTS
 
@@ -44,11 +52,19 @@ class BenchOptions:
     head: str | None = None  # --head; None: the backbone's default (resolve_run_config)
 
     def context(self) -> dict:
-        """What makes two benches comparable; the leaderboard shows one context at a time."""
-        return {"preset": self.preset, "backbone": self.backbone, "data": self.data, "test_data": self.test_data,
-                "unlabeled": self.unlabeled, "folds": self.suite.folds,
+        """What makes two benches comparable; the leaderboard shows one setup at a time (``setup_identity``).
+        ``data_content`` records the data folders' contents: the setup is the same wherever they lie."""
+        paths = {"data": self.data, "test_data": self.test_data, "unlabeled": self.unlabeled}
+        return {"preset": self.preset, "backbone": self.backbone, **paths, "data_content": data_contents(paths),
+                "folds": self.suite.folds,
                 "overrides": sorted(o for o in self.overrides if o.partition(".")[0] not in EXECUTION_KEYS),
                 **({"head": self.head} if self.head else {})}  # absent when default: earlier rows stay comparable
+
+
+def setup_identity(context: dict) -> dict:
+    """A stored row's bench setup with its data folders' contents in place of their paths."""
+    bare = {k: v for k, v in context.items() if k != "data_content"}
+    return portable(bare, recorded_contents(bare, context.get("data_content")))
 
 
 def strategy_overrides(strategy: str, overrides: list[str]) -> list[str]:
@@ -72,13 +88,32 @@ def encoder_fingerprint(cfg: Config, opts: BenchOptions, job: Job) -> dict:
     return pretrain_fingerprint(cfg, job.fold, opts.suite.folds)
 
 
+def job_key(config: dict, fold: int | None, folds: int, contents: dict[str, str]) -> str:
+    """The hash of a job's config and fold, its data folders' ``contents`` in place of their paths.
+    Device and engine settings are left out: where and how fast a job ran does not change what it is."""
+    content = {k: v for k, v in config.items() if k not in EXECUTION_KEYS}
+    content.update(fold=fold, folds=folds)
+    return content_hash(portable(content, contents))
+
+
 def job_keys(cfg: Config, opts: BenchOptions, job: Job) -> tuple[str, str]:
-    """(job key, pretraining key). Device and engine settings are left out: where and how fast a job
-    ran does not change what it is. The pretraining key is the identity of the job's encoder, which
+    """(job key, pretraining key). The pretraining key is the identity of the job's encoder, which
     leaves out everything only finetuning reads."""
-    content = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KEYS}
-    content.update(fold=job.fold, folds=opts.suite.folds)
-    return content_hash(content), encoder_identity(encoder_fingerprint(cfg, opts, job))
+    config = cfg.to_dict()
+    return (job_key(config, job.fold, opts.suite.folds, data_contents(config)),
+            encoder_identity(encoder_fingerprint(cfg, opts, job)))
+
+
+def stored_key(row: dict) -> str:
+    """A stored row's job key as ``job_key`` makes it now. Rows written before keys followed the data's
+    content are keyed by its path: theirs is recomputed where their data folders are here."""
+    contents = recorded_contents(row["config"], row["context"].get("data_content"))
+    return job_key(row["config"], row["fold"], row["context"]["folds"], contents)
+
+
+def done_keys(rows: list[dict]) -> set[str]:
+    """The keys of the finished jobs in ``rows`` (store rows), under which they are found again."""
+    return {row["key"] for row in rows} | {stored_key(row) for row in rows}
 
 
 def check_strategies(opts: BenchOptions) -> None:
@@ -136,12 +171,18 @@ class PlannedJob:
     claims_pretraining: bool
 
 
-def plan_jobs(opts: BenchOptions, done: set[str]) -> tuple[list[PlannedJob], list[Config]]:
-    """The suite's jobs not in ``done`` (all with --force), grouped by pretraining, with their configs."""
+def suite_jobs(opts: BenchOptions) -> list[tuple[Job, Config, str, str]]:
+    """Every job of the suite with its config, job key and pretraining key."""
     jobs = []
     for job in opts.suite.jobs(range(opts.seeds)):
         cfg = job_config(opts, job)
         jobs.append((job, cfg, *job_keys(cfg, opts, job)))
+    return jobs
+
+
+def plan_jobs(opts: BenchOptions, done: set[str]) -> tuple[list[PlannedJob], list[Config]]:
+    """The suite's jobs not in ``done`` (all with --force), grouped by pretraining, with their configs."""
+    jobs = suite_jobs(opts)
     recorded = {pretrain_key for _, _, key, pretrain_key in jobs if key in done}  # a stored row has its time
     plan, configs, pretrainings = [], [], set()
     for job, cfg, key, pretrain_key in jobs:
@@ -153,6 +194,26 @@ def plan_jobs(opts: BenchOptions, done: set[str]) -> tuple[list[PlannedJob], lis
             plan.append(PlannedJob(job, key, pretrain_key, claims))
             configs.append(cfg)
     return plan, configs
+
+
+def job_states(opts: BenchOptions, done: set[str]) -> list[dict]:
+    """Every job of the suite and what a bench would do with it (``bench --dry-run``): ``done`` (a row
+    in the store: skipped), ``checkpointed`` (it resumes saved work: its finetuning checkpoint, or its
+    encoder's pretraining checkpoint or finished encoder) or ``pending`` (from the start; every job
+    with --force)."""
+    return [{"key": key, "strategy": job.strategy, "fraction": job.fraction, "seed": job.seed, "fold": job.fold,
+             "state": "pending" if opts.force else _state(opts.out, PlannedJob(job, key, pretrain_key, False), done)}
+            for job, _, key, pretrain_key in suite_jobs(opts)]
+
+
+def _state(out: Path, planned: PlannedJob, done: set[str]) -> str:
+    if planned.key in done:
+        return "done"
+    saved = (finetuning_checkpoints(out, planned).path("finetune"),
+             pretraining_checkpoints(out, planned).path("pretrain"))
+    if any(path.is_file() for path in saved) or job_encoder(out, planned.job).reusable(planned.pretrain_key):
+        return "checkpointed"
+    return "pending"
 
 
 def job_split(opts: BenchOptions, cfg: Config, job: Job, data: tuple[list[Sample], list[Sample] | None]) -> DataSplit:

@@ -22,10 +22,14 @@ from sslbench.bench.plan import (
     BenchOptions,
     bench_checkpoints,
     check_strategies,
+    done_keys,
     forget_earlier_work,
     job_split,
+    job_states,
     plan_jobs,
+    setup_identity,
 )
+from sslbench.bench.store import FILENAME as STORE_FILE
 from sslbench.bench.store import Store, merge_results
 from sslbench.bench.tasks import finetune_job, pretrained_encoder
 from sslbench.engine import distributed
@@ -43,9 +47,7 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
 
     In-process by default; ``launch`` submits the jobs as submitit tasks instead. Results that
     earlier tasks left are merged first (``warn`` gets one line per unreadable file)."""
-    if opts.suite.folds and opts.test_data:
-        raise ConfigError(f"suite {opts.suite.name} cross-validates (its folds are the test sets); drop --test-data.")
-    check_strategies(opts)
+    check_options(opts)
     if distributed.launched() and launch is not None and launch.launcher != "none":
         raise ConfigError("--launcher starts its own processes; run it without torchrun.")
     with only_bench_over(opts.out, warn) if distributed.is_main() else contextlib.nullcontext():
@@ -54,6 +56,22 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
 
 # flock refused by the file system itself (NFS without a lock daemon, some FUSE mounts), not by a holder
 _NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
+def check_options(opts: BenchOptions) -> None:
+    """What bench refuses before any work."""
+    if opts.suite.folds and opts.test_data:
+        raise ConfigError(f"suite {opts.suite.name} cross-validates (its folds are the test sets); drop --test-data.")
+    check_strategies(opts)
+
+
+def suite_plan(opts: BenchOptions, warn: Callable[[str], None] = log.warning) -> list[dict]:
+    """``bench --dry-run``: the suite's jobs and their states (``plan.job_states``) after bench's checks;
+    nothing is trained, and a store is made only to merge the rows launched tasks left."""
+    check_options(opts)
+    merge_results(opts.out, warn)
+    rows = Store(opts.out).rows() if (opts.out / STORE_FILE).is_file() else []
+    return job_states(opts, done_keys(rows))
 
 
 def only_bench_over(out: Path, warn: Callable[[str], None]):
@@ -84,7 +102,7 @@ def _run_jobs(opts: BenchOptions, console: Console | None, launch: LaunchOptions
         resolve_device(opts.device)  # joins the process group: every process must plan the same jobs
         distributed.barrier()
     store = Store(opts.out)
-    plan, configs = plan_jobs(opts, store.done_keys())
+    plan, configs = plan_jobs(opts, done_keys(store.rows()))
     if opts.force:
         forget_earlier_work(opts.out, plan)  # the main process deletes; the others wait for it
         distributed.barrier()
@@ -127,8 +145,9 @@ def _run_jobs(opts: BenchOptions, console: Console | None, launch: LaunchOptions
 def warn_other_arithmetic(opts: BenchOptions, rows: list[dict], here: dict, warn: Callable[[str], None]) -> None:
     """One line when this suite's finished rows (same bench setup) were computed with another arithmetic
     than this process's: resuming on another machine would otherwise mix them in one table unnoticed."""
+    setup = setup_identity(opts.context())
     others = Counter(describe_arithmetic(r["arithmetic"]) for r in rows
-                     if r["strategy"] in opts.suite.strategies and r["context"] == opts.context()
+                     if r["strategy"] in opts.suite.strategies and setup_identity(r["context"]) == setup
                      and r["arithmetic"] and r["arithmetic"] != here)
     if others:
         listed = "; ".join(f"{count} with {kind}" for kind, count in others.items())

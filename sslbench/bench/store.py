@@ -79,10 +79,6 @@ class Store:
         db.row_factory = sqlite3.Row
         return db
 
-    def done_keys(self) -> set[str]:
-        with closing(self._connect()) as db:
-            return {row["key"] for row in db.execute("SELECT key FROM jobs")}
-
     def add(self, record: dict) -> None:
         """Insert (or, for --force, replace) one finished job in a single transaction."""
         row = _encode(record)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from rich.table import Table
 
 from sslbench.cli.app import app, console, warn
 from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Head, Overrides, Plugins,
-                                  Preset, SuiteName, TestData, Unlabeled)
+                                  Preset, SuiteName, TestData, Unlabeled, absolute)
 from sslbench.cli.run import attach_log_file, load_plugins_for_cli
 from sslbench.errors import ConfigError
 
@@ -19,10 +21,6 @@ if TYPE_CHECKING:
 
 
 Launcher = Literal["none", "local", "slurm"]
-
-
-def _absolute(path: Path | None) -> str | None:
-    return None if path is None else str(path.resolve())
 
 
 def _plugin_for_tasks(spec: str) -> str:
@@ -49,6 +47,25 @@ def _launch_options(launcher: str, partition: str | None, time: int | None, gpus
 
 
 SLURM = "SLURM (--launcher slurm)"
+STATE_STYLES = {"done": "green", "checkpointed": "yellow", "pending": ""}
+
+
+def show_plan(jobs: list[dict], suite: str, out: Path, as_json: bool) -> None:
+    """``--dry-run``: the suite's jobs and their states, as a table or (``--json``) a JSON list."""
+    if as_json:
+        print(json.dumps(jobs, indent=2))
+        return
+    counts = ", ".join(f"{sum(j['state'] == state for j in jobs)} {state}" for state in STATE_STYLES)
+    table = Table(title=f"bench --dry-run: suite {suite} in {out}", caption=f"{len(jobs)} jobs: {counts}.",
+                  caption_justify="left")
+    for header in ("Key", "Strategy", "Fraction", "Seed", "Fold", "State"):
+        table.add_column(header, justify="right" if header in ("Fraction", "Seed", "Fold") else "left")
+    for job in jobs:
+        fold = "—" if job["fold"] is None else str(job["fold"] + 1)
+        state = job["state"]
+        table.add_row(job["key"], job["strategy"], f"{job['fraction'] * 100:g} %", str(job["seed"]), fold,
+                      f"[{STATE_STYLES[state]}]{state}[/]" if STATE_STYLES[state] else state)
+    console.print(table)
 
 
 @app.command()
@@ -92,22 +109,31 @@ def bench(
     local_parallel: Annotated[int, typer.Option(min=1, help="Tasks running at once (--launcher local). Default: one "
                                                 "per GPU visible to bench (CUDA_VISIBLE_DEVICES), each task on its "
                                                 "own GPU, or 1 without GPUs or with --device cpu or cuda:N.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the suite's jobs (key, strategy, fraction, seed, "
+                                          "fold) and their state: done (in the store: skipped), checkpointed (resumes "
+                                          "saved work: a checkpoint or its finished encoder) or pending; train "
+                                          "nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the jobs as a JSON list.")] = False,
 ) -> None:
     """Run a benchmark suite; finished jobs in --out are skipped, so re-running resumes."""
     from sslbench.bench.leaderboard import suite_leaderboard, to_rich, write_board
     from sslbench.bench.plan import BenchOptions
-    from sslbench.bench.runner import run_suite
+    from sslbench.bench.runner import run_suite, suite_plan
     from sslbench.bench.suites import load_suite
     from sslbench.config import preset_backbone
 
     load_plugins_for_cli(plugin)
     launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg, local_parallel)
     options = BenchOptions(load_suite(suite, folds, skip), out, preset, preset_backbone(preset, backbone), device,
-                           seeds, _absolute(data),
-                           _absolute(test_data), _absolute(unlabeled),
+                           seeds, absolute(data), absolute(test_data), absolute(unlabeled),
                            [*set_, *(["engine.compile=True"] if compile_ else []),
                             *(["split.resample_per_seed=True"] if resample_splits else [])], force,
                            [_plugin_for_tasks(p) for p in plugin], allow_synthetic, head)
+    if as_json and not dry_run:
+        raise ConfigError("--json applies to --dry-run only; add --dry-run or drop --json.")
+    if dry_run:
+        show_plan(suite_plan(options, warn), suite, out, as_json)
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

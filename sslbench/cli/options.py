@@ -36,3 +36,9 @@ Plugins = Annotated[list[str], typer.Option("--plugin", help="Extra plugin: a .p
 Overrides = Annotated[list[str], typer.Option("--set", help="Override a config value: KEY=VALUE, e.g. "
                                               "finetune.steps=200 or pretext.weights=resnet101.pth. In bench, "
                                               "pretext.* keys reach only the strategies that take them.")]
+
+
+def absolute(path: Path | None) -> str | None:
+    """A data folder as the config records it: absolute, so a run or task that starts in another folder
+    (a resumed run, a launched task) reads the same one."""
+    return None if path is None else str(path.resolve())

@@ -12,7 +12,7 @@ import typer
 
 from sslbench.cli.app import app, console, err_console
 from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Head, Overrides, Plugins,
-                                  Preset, TestData, Unlabeled)
+                                  Preset, TestData, Unlabeled, absolute)
 from sslbench.engine import distributed
 from sslbench.registry import load_entry_point_plugins, load_plugin
 
@@ -76,9 +76,8 @@ def run(
 
     load_plugins_for_cli(plugin)
     cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, head=head, seed=seed, device=device,
-                             data=None if data is None else str(data),
-                             test_data=None if test_data is None else str(test_data.resolve()),
-                             unlabeled=None if unlabeled is None else str(unlabeled), allow_synthetic=allow_synthetic,
+                             data=absolute(data), test_data=absolute(test_data), unlabeled=absolute(unlabeled),
+                             allow_synthetic=allow_synthetic,
                              overrides=[*set_, *(["engine.compile=True"] if compile_ else [])])
     folder = RunFolder(out or default_out_dir(pretext))
     folder.create()

@@ -2,7 +2,8 @@
 
 An artifact is ``NAME.safetensors`` (the smp encoder's weights: torchvision ResNet keys without
 ``fc.*``) and its sidecar ``NAME.json`` beside it: what made it, written after the weights and saying
-``finished``. Its identity is the hash of its pretraining fingerprint (``pretrain_fingerprint``):
+``finished``. Its identity is the hash of its pretraining fingerprint (``pretrain_fingerprint``), the
+data folders' contents in place of their paths (recorded in the sidecar as ``data_content``):
 ``sslbench run`` and ``bench`` alike reuse an artifact exactly when its sidecar says finished with the
 identity they need.
 """
@@ -21,12 +22,14 @@ from sslbench.engine.checkpoint import normalise, refuse_mismatch
 from sslbench.engine.weights import load_encoder, save_encoder
 from sslbench.errors import DataError
 from sslbench.models import build_encoder
-from sslbench.pipeline.fingerprint import content_hash
+from sslbench.pipeline.fingerprint import content_hash, data_contents, portable, recorded_contents
 
 
-def encoder_identity(fingerprint: dict) -> str:
-    """An encoder's identity: the hash of its pretraining fingerprint."""
-    return content_hash(normalise(fingerprint))
+def encoder_identity(fingerprint: dict, contents: dict[str, str] | None = None) -> str:
+    """An encoder's identity: the hash of its pretraining fingerprint with the data folders' ``contents``
+    (default: theirs on disk now) in place of their paths, so an encoder follows its data when it moves."""
+    contents = data_contents(fingerprint) if contents is None else contents
+    return content_hash(normalise(portable(fingerprint, contents)))
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,11 @@ class EncoderArtifact:
     def reusable(self, identity: str) -> dict | None:
         """The sidecar if this encoder finished pretraining with ``identity`` (``encoder_identity``), else None."""
         done = self.finished()
-        return done if done is not None and encoder_identity(done.get("fingerprint", {})) == identity else None
+        if done is None:
+            return None
+        fingerprint = done.get("fingerprint", {})
+        contents = recorded_contents(fingerprint, done.get("data_content"))
+        return done if encoder_identity(fingerprint, contents) == identity else None
 
     def refuse_other(self, fingerprint: dict, fix: str) -> None:
         """A one-line ConfigError naming the settings that differ if this encoder finished with another
@@ -68,7 +75,8 @@ class EncoderArtifact:
 
     def save(self, state: dict[str, torch.Tensor], fingerprint: dict, metadata: dict) -> None:
         """The weights, then the sidecar saying finished with ``fingerprint`` (and ``metadata``)."""
-        save_encoder(state, self.path, {**metadata, "finished": True, "fingerprint": fingerprint})
+        save_encoder(state, self.path, {**metadata, "finished": True, "fingerprint": fingerprint,
+                                        "data_content": data_contents(fingerprint)})
 
     def load(self) -> dict[str, torch.Tensor]:
         return load_encoder(self.path)

@@ -3,17 +3,22 @@ only when its fingerprint (or the hash of it) is the same."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
 from mmengine.config import Config
 
+from sslbench.data.fingerprint import dataset_fingerprint
 from sslbench.engine.checkpoint import normalise
+from sslbench.errors import DataError
 
 #: where and how fast a job runs, not what it computes: left out of fingerprints and job keys
 EXECUTION_KEYS = ("device", "engine")
 #: the split settings pretraining depends on: which images are test images (train/val and labels do not matter)
 PRETRAINING_SPLIT_KEYS = ("test_ratio", "seed")
+#: the keys naming a data folder, in run configs, pretraining fingerprints and bench contexts alike
+DATA_KEYS = ("data", "test_data", "unlabeled")
 
 
 def content_hash(content: dict) -> str:
@@ -35,3 +40,45 @@ def pretrain_fingerprint(cfg: Config, fold: int | None = None, folds: int = 0) -
 def run_fingerprint(cfg: Config) -> dict:
     """The whole config except how it is executed: a run may resume on another device or path."""
     return normalise({k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KEYS})
+
+
+def data_paths(section: dict) -> dict[str, str]:
+    """The data folders ``section`` (a run config, a pretraining fingerprint, a bench context) names by
+    path, by key; the synthetic default data is named by its config and has none."""
+    paths = {}
+    for key in DATA_KEYS:
+        value = section.get(key)
+        path = value.get("path") if isinstance(value, dict) and value.get("type") == "path" else value
+        if isinstance(path, str) and path:
+            paths[key] = path
+    return paths
+
+
+def data_contents(section: dict) -> dict[str, str]:
+    """Each data folder's content fingerprint, by key; DataError for a folder that is not there."""
+    return {key: dataset_fingerprint(path, "unlabeled" if key == "unlabeled" else None)
+            for key, path in data_paths(section).items()}
+
+
+def recorded_contents(section: dict, recorded: dict | None) -> dict[str, str]:
+    """The contents a stored result recorded; else (written before contents were recorded) those of
+    its data folders that are here: a folder that is not keeps its path in the result's key."""
+    if recorded is not None:
+        return recorded
+    found = {}
+    for key, path in data_paths(section).items():
+        with contextlib.suppress(DataError):
+            found.update(data_contents({key: path}))
+    return found
+
+
+def portable(content: dict, contents: dict[str, str]) -> dict:
+    """``content`` with each data folder's path replaced by its content fingerprint (``contents``): job
+    keys and encoder identities hash this, so they follow the data wherever it lies (the paths stay in
+    rows, sidecars and checkpoints, to read)."""
+    replaced = dict(content)
+    for key, fingerprint in contents.items():
+        value = content[key]
+        kept = {k: v for k, v in value.items() if k != "path"} if isinstance(value, dict) else {}
+        replaced[key] = {**kept, "content": fingerprint}
+    return replaced

@@ -3,22 +3,128 @@ and compose them into one run config."""
 
 from __future__ import annotations
 
-import ast
 import inspect
+from argparse import Namespace
 from importlib.resources import files
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from sslbench.errors import ConfigError, UnknownComponentError
-from sslbench.registry import BACKBONES, HEADS, PRETEXTS, closest_hint, registered
+from sslbench.registry import BACKBONES, DATASETS, HEADS, PRETEXTS, closest_hint, registered, registered_class
 
-#: the ``engine`` section every run config gets (how fast a run goes, not what it computes; what each
-#: switch does: ``engine.accel``); presets and ``--set engine.X=...`` override it
-ENGINE_DEFAULTS = dict(amp="auto", channels_last="auto", tf32="auto", fused_optimizer="auto",
-                       compile=False, data_on_device="auto", loader_workers=4)
+# The typed schema of a run config. Scalars are strict (the text "200" is no int, True no number); containers
+# are not, so a list from --set becomes a tuple. An int given for a float is stored as a float.
+Count = Annotated[int, Strict(), Field(ge=0)]
+Positive = Annotated[int, Strict(), Field(ge=1)]
+Number = Annotated[float, Strict(), Field(ge=0)]
+PositiveNumber = Annotated[float, Strict(), Field(gt=0)]
+Ratio = Annotated[float, Strict(), Field(ge=0, lt=1)]
+Probability = Annotated[float, Strict(), Field(ge=0, le=1)]
+Flag = Annotated[bool, Strict()]
+Switch = Literal["auto", True, False]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Split(_Section):
+    test_ratio: Ratio
+    val_ratio: Ratio
+    seed: Count
+    label_fraction: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
+    resample_per_seed: Flag = False
+
+
+class Training(_Section):
+    """``pretrain``; ``finetune`` adds its recipe."""
+    steps: Positive
+    batch_size: Positive
+    lr: PositiveNumber
+    weight_decay: Number
+    warmup_steps: Count
+    log_every: Positive
+    checkpoint_every: Count = 0  # 0: no checkpoints
+    max_nonfinite_skips: Count = 0
+
+
+class Finetune(Training):
+    crop: Annotated[int, Strict(), Field(gt=0, multiple_of=32)]
+    boundary_width: Positive
+    class_weights: tuple[Number, Number, Number]
+    eval_every: Count = 0
+    dice_weight: Number = 0.0
+    stain_scale: Ratio = 0.0  # densities scaled by U[1 - a, 1 + a]: from 1 on a stain could turn negative
+    stain_shift: Number = 0.0
+    scale: tuple[PositiveNumber, PositiveNumber] | None = None
+    elastic: tuple[Number, Number] | None = None
+    freeze_encoder: Flag = False  # train the decoder only: encoder in eval mode, no gradient into it
+
+
+class Tune(_Section):
+    """Candidates for ``eval.postprocess.probabilities_to_instances`` arguments (a None threshold: argmax);
+    an argument left out keeps its default."""
+    min_area: Annotated[tuple[Count, ...], Field(min_length=1)] = ()
+    min_seed_area: Annotated[tuple[Count, ...], Field(min_length=1)] = ()
+    body_threshold: Annotated[tuple[Probability | None, ...], Field(min_length=1)] = ()
+    foreground_threshold: Annotated[tuple[Probability | None, ...], Field(min_length=1)] = ()
+
+
+class Evaluation(_Section):
+    min_area: Count
+    tile: Positive
+    overlap: Count
+    flips: Flag = False
+    tune: Tune | None = None
+
+    @model_validator(mode="after")
+    def overlap_below_tile(self):
+        if self.overlap >= self.tile:
+            raise ValueError(f"evaluation.overlap must be below evaluation.tile ({self.tile}), got {self.overlap}")
+        return self
+
+
+class Engine(_Section):
+    """How fast a run goes, not what it computes (what each switch does: ``engine.accel``)."""
+    amp: Switch = "auto"
+    channels_last: Switch = "auto"
+    tf32: Switch = "auto"
+    fused_optimizer: Switch = "auto"
+    compile: Flag | str = False  # True (inductor) or a torch.compile backend name
+    data_on_device: Switch = "auto"
+    loader_workers: Count = 4
+
+
+class RunConfig(_Section):
+    """What ``resolve_run_config`` composes; pretext, backbone, head and data are checked against the
+    parameters of the class they name."""
+    name: str
+    preset: str
+    seed: Count
+    device: str
+    pretext: dict[str, Any]
+    backbone: dict[str, Any]
+    head: dict[str, Any]
+    data: dict[str, Any]
+    test_data: str | None = None
+    unlabeled: str | None = None
+    split: Split
+    pretrain: Training
+    finetune: Finetune
+    evaluation: Evaluation
+    engine: Engine
+
+
+#: the ``engine`` section every run config gets; presets and ``--set engine.X=...`` override it
+ENGINE_DEFAULTS = Engine().model_dump()
 #: the switches "auto" turns on for CUDA (bf16 and channels_last also for a CPU with native bf16: engine.accel)
 ENGINE_SWITCHES = ("amp", "channels_last", "tf32", "fused_optimizer")
+#: what a preset file may set (registry/preset/_base.py)
+_PRESET_KEYS = ("description", "real_data", "backbone", "data", "split", "pretext_overrides", "pretrain",
+                "finetune", "evaluation", "engine")
 
 
 def config_root() -> Path:
@@ -40,6 +146,8 @@ def load_component(kind: str, name: str) -> Config:
 
 #: the registry each kind chosen by name on the command line is built from
 _REGISTRY_OF = {"pretext": PRETEXTS, "backbone": BACKBONES, "head": HEADS}
+#: the registry each run config section naming a ``type`` is built from
+_SECTION_REGISTRY = {**_REGISTRY_OF, "data": DATASETS}
 
 
 def component_names(kind: str) -> dict[str, str]:
@@ -70,9 +178,17 @@ def component_config(kind: str, name: str) -> dict:
                                 f"Available: {', '.join(known)}.{hint}")
 
 
+def _component_options(cls) -> set[str] | None:
+    """The config keys a registered class (or function) takes besides ``type``: its parameters; None
+    when it takes any (``**kwargs``)."""
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind is not p.VAR_POSITIONAL}
+
+
 def _accepted(cls, overrides: dict) -> dict:
-    params = inspect.signature(cls.__init__).parameters
-    return {k: v for k, v in overrides.items() if k in params}
+    return {k: v for k, v in overrides.items() if k in (_component_options(cls) or ())}
 
 
 def paper_value(strategy: str, metric: str = "aji") -> float | None:
@@ -96,8 +212,11 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
     """One flat config for a run; ``preset`` sizes override the pretext's where it accepts them,
     then ``overrides`` ("finetune.steps=200", "pretext.weights=/path/r101.pth") override anything.
     ``backbone`` None: the preset's ``backbone``, else resnet101 (the paper's). A preset marked
-    ``real_data`` (mini, paper) refuses the synthetic default unless ``allow_synthetic``."""
+    ``real_data`` (mini, paper) refuses the synthetic default unless ``allow_synthetic``. Unknown keys
+    and bad values are refused (``validate``), naming the preset file or ``--set``."""
     cfg = load_component("preset", preset)
+    origin = f"preset {preset} (registry/preset/{preset}.py)"
+    _check_preset(cfg, origin)
     backbone = preset_backbone(preset, backbone)
     if data is None and cfg.get("real_data") and not allow_synthetic:
         raise ConfigError(f"preset {preset} is sized for real images: pass --data DIR (e.g. MoNuSeg's training "
@@ -108,7 +227,7 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
     head_cfg = component_config("head", head or default_head(backbone_cfg))
     check_head_fits(backbone_cfg, head_cfg)
     pretext_cfg = component_config("pretext", pretext)
-    cls = PRETEXTS.get(pretext_cfg["type"])
+    cls = registered_class(PRETEXTS, pretext_cfg.get("type"))
     pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))
     merged = dict(
         name=pretext, preset=preset, seed=seed, device=device,
@@ -121,57 +240,120 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
         engine={**ENGINE_DEFAULTS, **cfg.get("engine", {})},
     )
     cfg = Config(merged)
-    cfg.merge_from_dict(parse_overrides(overrides or []))
-    validate(cfg)
+    validate(cfg, f"{origin} with pretext {pretext}")
+    if overrides:
+        for key, value in parse_overrides(overrides).items():
+            try:
+                cfg.merge_from_dict({key: value})
+            except TypeError:  # mmengine: a dotted key into a value that is not a dict
+                parent = key.rpartition(".")[0]
+                raise ConfigError(f"--set {key}: {parent} is a value, not a section with keys; "
+                                  f"set it whole (--set {parent}=VALUE).") from None
+        validate(cfg, "--set")
     return cfg
 
 
+def _check_preset(preset: Config, origin: str) -> None:
+    """A preset's own keys: the sections it sets, and ``pretext_overrides`` that some pretext takes."""
+    for key in preset:
+        if key not in _PRESET_KEYS:
+            raise ConfigError(f"{origin}: {key} is not a preset setting.{closest_hint(key, _PRESET_KEYS)}")
+    taken = set().union(*(_component_options(cls) or () for cls in registered(PRETEXTS).values()))
+    for key in preset.get("pretext_overrides", {}):
+        if key not in taken:
+            raise ConfigError(f"{origin}: pretext_overrides.{key} is an option of no registered pretext."
+                              f"{closest_hint(key, taken)}")
+
+
 def parse_overrides(items: list[str]) -> dict:
-    """["a.b=3", "c=x"] -> {"a.b": 3, "c": "x"}; values are Python literals where they parse as one."""
-    parsed = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
+    """["a.b=3", "c=x"] -> {"a.b": 3, "c": "x"}; values read as mmengine's ``--cfg-options`` reads them
+    (``DictAction``: 3, 1e-3, true, None, (a, b) a tuple, a,b or [a, b] a list, else the text)."""
+    pairs = [item.partition("=") for item in items]
+    for item, (key, sep, _) in zip(items, pairs):
+        if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE (e.g. finetune.steps=200), got '{item}'.")
-        try:
-            parsed[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            parsed[key.strip()] = value
+    namespace = Namespace()
+    DictAction(option_strings=["--set"], dest="overrides")(None, namespace,
+                                                           [f"{key.strip()}={text}" for key, _, text in pairs])
+    parsed = namespace.overrides
+    for key, _, text in pairs:
+        if isinstance(parsed[key.strip()], str):  # DictAction drops every space, which would change a path
+            parsed[key.strip()] = text.strip().strip("'\"")
     return parsed
 
 
-def validate(cfg: dict) -> None:
-    """Reject impossible values before any work starts."""
-    checks = [
-        (0 < cfg["split"].get("label_fraction", 1.0) <= 1, "split.label_fraction must be in (0, 1]"),
-        (0 <= cfg["split"]["test_ratio"] < 1, "split.test_ratio must be in [0, 1)"),
-        (0 <= cfg["split"]["val_ratio"] < 1, "split.val_ratio must be in [0, 1)"),
-        (cfg["finetune"]["crop"] > 0 and cfg["finetune"]["crop"] % 32 == 0,
-         "finetune.crop must be a positive multiple of 32"),
-    ]
-    for section in ("pretrain", "finetune"):
-        checks += [(cfg[section]["steps"] >= 1, f"{section}.steps must be >= 1"),
-                   (cfg[section]["batch_size"] >= 1, f"{section}.batch_size must be >= 1"),
-                   (cfg[section]["lr"] > 0, f"{section}.lr must be > 0"),
-                   (cfg[section]["log_every"] >= 1, f"{section}.log_every must be >= 1"),
-                   (cfg[section].get("checkpoint_every", 0) >= 0,
-                    f"{section}.checkpoint_every must be >= 0 (0: no checkpoints)"),
-                   (cfg[section].get("max_nonfinite_skips", 0) >= 0, f"{section}.max_nonfinite_skips must be >= 0")]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(f"invalid config: {message}.")
-    engine_settings(cfg.get("engine"))
+def validate(cfg: Config, origin: str) -> None:
+    """Refuse unknown keys and wrong or impossible values before any work starts, naming ``origin`` (where
+    the values came from); values are stored back typed (an int given for a float as a float)."""
+    checked = _checked(RunConfig, cfg.to_dict(), origin)
+    for kind in _SECTION_REGISTRY:
+        _check_options(kind, cfg[kind], origin)
+    for key, value in checked.model_dump(exclude_unset=True).items():
+        cfg[key] = value
+
+
+def _check_options(kind: str, section: dict, origin: str) -> None:
+    """Each key of the ``kind`` section (pretext, backbone, head, data) must be a parameter of the class its
+    ``type`` names; ``--data DIR`` makes a ``path`` section."""
+    if kind == "data" and section.get("type") == "path":
+        options = {"path"}
+    else:
+        options = _component_options(registered_class(_SECTION_REGISTRY[kind], section.get("type")))
+    for key in section:
+        if options is not None and key != "type" and key not in options:
+            raise ConfigError(f"{origin}: {kind}.{key} is not an option of {kind} {section['type']}."
+                              f"{closest_hint(key, options)}")
+
+
+def _checked(schema: type[BaseModel], values: dict, origin: str, prefix: str = "") -> BaseModel:
+    try:
+        return schema.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {_problem(schema, exc.errors(), values, prefix)}") from None
+
+
+_COMPARISONS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def _problem(schema: type[BaseModel], errors: list, values: dict, prefix: str) -> str:
+    """pydantic's first error as one phrase naming the dotted key ("finetune.steps must be ...")."""
+    first, loc = errors[0], errors[0]["loc"]
+    if first["type"] == "extra_forbidden":
+        for part in loc[:-1]:  # down to the section holding the unknown key
+            annotation = schema.model_fields[part].annotation
+            schema = next(t for t in (annotation, *get_args(annotation)) if isinstance(t, type)
+                          and issubclass(t, BaseModel))
+        section = prefix + "".join(f"{part}." for part in loc[:-1])
+        key = section + loc[-1]
+        return f"{key} is not a setting.{closest_hint(key, [section + name for name in schema.model_fields])}"
+    if first["type"] == "value_error":  # a model validator's message names its keys
+        return f"{first['ctx']['error']}."
+    key = _dotted(loc, values, prefix)
+    if first["type"] == "missing":
+        return f"{key} is missing."
+    if first["type"] in _COMPARISONS:
+        bound = next(iter(first["ctx"].values()))
+        return f"{key} must be {_COMPARISONS[first['type']]} {bound:g}, got {first['input']!r}."
+    # a union's members each give an error for the same key: "must be a valid boolean or a valid string"
+    said = dict.fromkeys(e["msg"] for e in errors if _dotted(e["loc"], values, prefix) == key)
+    should = "Input should be "
+    if all(message.startswith(should) for message in said):
+        return f"{key} must be {' or '.join(m.removeprefix(should) for m in said)}, got {first['input']!r}."
+    return f"{key}: {'; '.join(said).lower()}, got {first['input']!r}."
+
+
+def _dotted(loc: tuple, values: dict, prefix: str) -> str:
+    """The config key of a pydantic error location ("finetune.scale[1]"), union members' names left out."""
+    parts = []
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1] += f"[{part}]"
+        elif isinstance(values, dict):  # not a union member's name: those come where no dict is
+            parts.append(part)
+            values = values.get(part)
+    return prefix + ".".join(parts)
 
 
 def engine_settings(section: dict | None) -> dict:
     """The ``engine`` section with ENGINE_DEFAULTS for missing keys; unknown keys and values are refused."""
-    values = {**ENGINE_DEFAULTS, **(section or {})}
-    unknown = set(values) - set(ENGINE_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"engine: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(ENGINE_DEFAULTS)}.")
-    for key in (*ENGINE_SWITCHES, "data_on_device"):
-        if values[key] not in ("auto", True, False):
-            raise ConfigError(f"engine.{key} must be auto, True or False, got {values[key]!r}.")
-    if not isinstance(values["loader_workers"], int) or values["loader_workers"] < 0:
-        raise ConfigError(f"engine.loader_workers must be an integer >= 0, got {values['loader_workers']!r}.")
-    return values
+    return _checked(Engine, section or {}, "invalid config", "engine.").model_dump()

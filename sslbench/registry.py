@@ -40,14 +40,20 @@ def registered(registry: Registry) -> dict[str, type]:
     return registry.module_dict
 
 
-def build(registry: Registry, cfg: dict, **extra):
-    """Build ``cfg`` from ``registry``; an unknown type names the closest registered one."""
-    kind = cfg.get("type")
-    if registry.get(kind) is None:
+def registered_class(registry: Registry, kind) -> type:
+    """The class (or function) registered in ``registry`` as ``kind``; an unknown one names the closest."""
+    found = registry.get(kind) if isinstance(kind, str) else None
+    if found is None:
         known = sorted(registered(registry))
         raise UnknownComponentError(
             f"unknown {registry.name} '{kind}'.{closest_hint(str(kind), known)} "
             f"Registered: {', '.join(known)}.")
+    return found
+
+
+def build(registry: Registry, cfg: dict, **extra):
+    """Build ``cfg`` from ``registry``; an unknown type names the closest registered one."""
+    registered_class(registry, cfg.get("type"))
     try:
         return registry.build(dict(cfg, **extra))
     except (TypeError, ValueError) as exc:  # the component refused its arguments

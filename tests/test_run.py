@@ -80,7 +80,7 @@ def test_finished_run_folder_is_never_overwritten(tmp_path):
     (["bench", "--suite", "table3", "--seeds", "0"], "Invalid value for '--seeds'"),
     (["bench", "--suite", "table3", "--launcher", "slurm", "--slurm-time", "0"], "Invalid value for '--slurm-time'"),
     (["run", "--no-such-option"], "No such option: --no-such-option"),
-    (["run", "--set", "split.label_fraction=1.5"], "label_fraction must be in (0, 1]"),
+    (["run", "--set", "split.label_fraction=1.5"], "split.label_fraction must be <= 1, got 1.5"),
     (["run", "--set", "pretext.margin_st=-1"], "margins must be >= 0"),
     (["run", "--preset", "mini"], "preset mini is sized for real images: pass --data"),
     (["run", "--preset", "cpu"], "preset cpu is sized for real images: pass --data"),

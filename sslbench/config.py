@@ -296,7 +296,7 @@ def _check_options(kind: str, section: dict, origin: str) -> None:
     """Each key of the ``kind`` section (pretext, backbone, head, data) must be a parameter of the class its
     ``type`` names; ``--data DIR`` makes a ``path`` section."""
     if kind == "data" and section.get("type") == "path":
-        options = {"path"}
+        options = {"path", "rescale"}  # rescale: a reader option every file reader takes
     else:
         options = _component_options(registered_class(_SECTION_REGISTRY[kind], section.get("type")))
     for key in section:

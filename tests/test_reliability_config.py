@@ -128,6 +128,13 @@ def test_valid_overrides_land_in_the_config_with_their_type(pretext, override, k
         assert [type(v) for v in value] == [type(v) for v in expected]
 
 
+def test_a_data_folder_takes_the_readers_rescale_option(tmp_path):
+    cfg = resolve_run_config("scratch", data=str(tmp_path), overrides=["data.rescale=2"])
+    assert cfg.data == {"type": "path", "path": str(tmp_path), "rescale": 2}
+    with pytest.raises(ConfigError, match="data.rescal is not an option of data path. Did you mean 'rescale'"):
+        resolve_run_config("scratch", data=str(tmp_path), overrides=["data.rescal=2"])
+
+
 def test_a_plugin_pretext_is_checked_against_its_signature(monkeypatch):
     class AdHoc(RotNet):
         """A plugin task: RotNet's options (crop)."""

@@ -61,17 +61,25 @@ def build(registry: Registry, cfg: dict, **extra):
 
 
 def load_plugin(spec: str) -> None:
-    """Import a plugin given as ``path/to/file.py`` or ``package.module``; its decorators register it."""
+    """Import a plugin given as ``path/to/file.py`` or ``package.module``; its decorators register it.
+    A plugin already imported in this process is not imported again (it would register its names twice)."""
     try:
         if spec.endswith(".py") or Path(spec).is_file():
             path = Path(spec)
             if not path.is_file():
                 raise ConfigError(f"plugin file {path} does not exist: check the --plugin path.")
             name = f"sslbench_plugin_{path.stem}"
+            loaded = sys.modules.get(name)
+            if loaded is not None and Path(loaded.__file__).resolve() == path.resolve():
+                return
             module_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module
-            module_spec.loader.exec_module(module)
+            try:
+                module_spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]  # not loaded: a later load tries again
+                raise
         else:
             importlib.import_module(spec)
     except ConfigError:
@@ -93,3 +101,15 @@ def load_entry_point_plugins() -> list[str]:
             continue
         loaded.append(ep.name)
     return loaded
+
+
+def load_plugins(specs: list[str]) -> list[str]:
+    """The one place plugins load: the built-ins first (a plugin may look one up in ``module_dict`` as it
+    is imported, which the registries' lazy ``locations`` would leave empty), then the installed plugins
+    (a broken one warns), then ``specs`` (--plugin: a broken one is an error). Returns the installed ones."""
+    for registry in REGISTRIES.values():
+        registry.import_from_location()
+    installed = load_entry_point_plugins()
+    for spec in specs:
+        load_plugin(spec)
+    return installed

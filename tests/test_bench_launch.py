@@ -255,7 +255,7 @@ def test_slurm_launcher_submits_one_pretraining_array_then_dependent_finetuning_
     assert result.exit_code == 0, result.output
     assert "Submitted 10 jobs to SLURM (0 already done) as SLURM jobs 100 101 102 (squeue -j 100,101,102);" \
         in result.output
-    assert f"sslbench leaderboard --suite table1 --out {out}" in result.output
+    assert f"sslbench leaderboard --suite table1 --store {out}" in result.output
     scripts = {int(p.stem): p.read_text() for p in (bin_dir / "sbatch.d").glob("*.sh")}
     assert sorted(scripts) == [100, 101, 102]
     for script in scripts.values():
@@ -268,6 +268,11 @@ def test_slurm_launcher_submits_one_pretraining_array_then_dependent_finetuning_
         assert "#SBATCH --kill-on-invalid-dep=yes\n" in scripts[n]
         assert "--job-name=sslbench-table1-finetune" in scripts[n]
     assert not (out / "results.sqlite").is_file() or Store(out).rows() == []
+    status = CliRunner().invoke(app, ["status", str(out), "--json"])  # no sacct here: SLURM states unknown
+    assert status.exit_code == 0, status.output
+    tasks = json.loads(status.stdout)["tasks"]
+    assert sorted(t["id"] for t in tasks if t["task"] == "pretrain") == ["100_0", "100_1"]
+    assert len(tasks) == 12 and {t["state"] for t in tasks} == {"unknown"}
 
 
 def test_launcher_options_are_checked_before_any_work(tmp_path, monkeypatch):

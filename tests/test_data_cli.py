@@ -45,6 +45,24 @@ def test_inspect_table(tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "monuseg2018_train").is_dir(), reason="shared MoNuSeg data absent")
+def test_reader_forces_a_reader_and_format_is_its_deprecated_name(tmp_path):
+    root = write_folder_set(tmp_path, synthetic_samples(2))
+    detected = json.loads(CliRunner().invoke(app, ["data", "inspect", str(root), "--json"]).stdout)
+    forced = CliRunner().invoke(app, ["data", "inspect", str(root), "--json", "--reader", "unlabeled"])
+    assert forced.exit_code == 0, forced.output
+    assert (detected["format"], json.loads(forced.stdout)["format"]) == ("folder", "unlabeled")
+    old_name = CliRunner().invoke(app, ["data", "inspect", str(root), "--json", "--format", "unlabeled"])
+    assert old_name.exit_code == 0 and json.loads(old_name.stdout) == json.loads(forced.stdout)
+    assert "--format is deprecated here, use --reader" in old_name.stderr
+    assert "--format is deprecated" not in forced.stderr
+    both = CliRunner().invoke(app, ["data", "render", str(root), "--out", str(tmp_path / "r"), "--reader", "folder",
+                                    "--format", "folder"])
+    assert both.exit_code != 0 and "pass --reader only" in str(both.exception)
+    for command in ("inspect", "render", "convert"):
+        shown = CliRunner().invoke(app, ["data", command, "--help"]).output
+        assert "--reader" in shown and "--format" not in shown
+
+
 def test_inspect_reports_all_30_shared_training_images_annotated():
     result = CliRunner().invoke(app, ["data", "inspect", str(SHARED_DATA / "monuseg2018_train"), "--json"])
     assert result.exit_code == 0, result.output

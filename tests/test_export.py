@@ -71,6 +71,15 @@ def test_format_follows_the_suffix_and_conflicts_are_refused(run_dir, tmp_path):
     assert isinstance(result.exception, ConfigError) and "--format" in str(result.exception)
 
 
+def test_json_names_the_written_files(run_dir, tmp_path):
+    source, state = run_dir
+    result = export(source, "--out", tmp_path / "r18.pth", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"encoder": str(tmp_path / "r18.pth"), "metadata": str(tmp_path / "r18.json"),
+                                         "format": "torchvision"}
+    assert torch.load(tmp_path / "r18.pth", weights_only=True).keys() == state.keys()
+
+
 def test_a_folder_without_an_encoder_is_a_clear_error(tmp_path):
     result = export(tmp_path, "--out", tmp_path / "x.safetensors")
     assert isinstance(result.exception, DataError) and "encoder.safetensors" in str(result.exception)

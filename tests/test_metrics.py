@@ -256,10 +256,18 @@ def test_cli_scores_folders_matched_by_stem(tmp_path):
     assert {k: out[k] for k in METRIC_KEYS} == pytest.approx(aggregate(counts, "per_image_mean"))  # the default
     assert [p["name"] for p in out["per_image"]] == ["a", "b", "c"]
     assert out["per_image"][1] == pytest.approx({"name": "b", **counts[1].metrics()})
-    summed = json.loads(_invoke(tmp_path / "gt", tmp_path / "pred", "--json", "--mode", "summed").output)
+    summed = json.loads(_invoke(tmp_path / "gt", tmp_path / "pred", "--json", "--aggregation", "summed").output)
     assert summed["aji"] == pytest.approx(aggregate(counts, "summed")["aji"]) != pytest.approx(out["aji"])
+    assert summed["aggregation"] == "summed"
     table = _invoke(tmp_path / "gt", tmp_path / "pred")
     assert table.exit_code == 0 and f"{aggregate(counts)['aji']:.4f}" in table.output
+
+    old_name = _invoke(tmp_path / "gt", tmp_path / "pred", "--json", "--mode", "summed")  # deprecated, still works
+    assert old_name.exit_code == 0 and json.loads(old_name.stdout) == summed
+    assert "--mode is deprecated here, use --aggregation" in old_name.stderr
+    both = _invoke(tmp_path / "gt", tmp_path / "pred", "--mode", "summed", "--aggregation", "summed")
+    assert both.exit_code != 0 and "pass --aggregation only" in str(both.exception)
+    assert "--mode" not in CliRunner().invoke(app, ["metrics", "--help"]).output  # hidden: one name in the help
 
 
 def test_cli_names_unmatched_stems(tmp_path):

@@ -97,3 +97,51 @@ def test_a_broken_entry_point_warns_in_one_line_and_builtins_survive(tmp_path, m
     mentions = [line for line in result.output.splitlines() if "broken" in line]
     assert len(mentions) == 1 and "warning" in mentions[0] and "plugin bug" in mentions[0]
     assert all(name in result.output for name in ("instance_aware", "jigsaw", "rotnet", "colorme", "scratch"))
+
+
+BUILT_ON_BUILTINS = '''
+from sslbench.registry import BACKBONES, PRETEXTS
+
+InstanceAware = PRETEXTS.module_dict["InstanceAware"]  # looked up as the plugin is imported
+
+
+@PRETEXTS.register_module(name="built_on_instance_aware")
+class BuiltOnInstanceAware(InstanceAware):
+    """A plugin task built on a built-in it finds by name."""
+
+# a plugin backbone: the built-in smp encoder (a builder function) under another name
+BACKBONES.register_module(name="PluginEncoder", module=BACKBONES.module_dict["SmpEncoder"])
+'''
+
+
+def test_a_plugin_finds_the_builtins_by_name_as_it_is_imported(tmp_path):
+    plugin = tmp_path / "built_on_builtins.py"
+    plugin.write_text(BUILT_ON_BUILTINS)
+    # a fresh interpreter: nothing has looked a component up yet, so no built-in is imported but by the loader
+    listing = subprocess.run([sys.executable, "-c", "from sslbench.cli import main; main()", "list", "pretexts",
+                              "--json", "--plugin", str(plugin)], capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr
+    assert "built_on_instance_aware" in {row["name"] for row in json.loads(listing.stdout)["pretexts"]}
+
+
+def test_probe_and_figures_load_plugins(tmp_path, unregister):
+    from sslbench.engine.weights import save_encoder
+    from sslbench.models import build_encoder
+
+    unregister += ["built_on_instance_aware", "PluginEncoder"]
+    plugin = tmp_path / "built_on_builtins.py"
+    plugin.write_text(BUILT_ON_BUILTINS)
+    state = build_encoder({"type": "SmpEncoder", "name": "resnet18"}).state_dict()
+    encoder = save_encoder(state, tmp_path / "run" / "encoder.safetensors",
+                           {"pretext": "scratch", "backbone": {"type": "PluginEncoder", "name": "resnet18"}})
+    probe = ["probe", str(encoder), "--crop", "64", "--crops-per-image", "2", "--json"]
+    unknown = CliRunner().invoke(app, probe)
+    assert unknown.exit_code != 0 and "unknown backbone 'PluginEncoder'" in str(unknown.exception)
+    probed = CliRunner().invoke(app, [*probe, "--plugin", str(plugin)])
+    assert probed.exit_code == 0, probed.output
+    assert json.loads(probed.stdout)[str(encoder)]["pretext"] == "scratch"
+
+    broken = tmp_path / "broken_plugin.py"
+    broken.write_text("raise RuntimeError('plugin bug')\n")
+    figures = CliRunner().invoke(app, ["figures", "--store", str(tmp_path), "--plugin", str(broken)])
+    assert figures.exit_code != 0 and "plugin" in str(figures.exception) and "plugin bug" in str(figures.exception)

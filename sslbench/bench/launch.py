@@ -134,12 +134,10 @@ def local_task_threads(device: str, launch: LaunchOptions) -> int:
 def run_task(task: Callable[[BenchOptions, PlannedJob], str], opts: BenchOptions, planned: PlannedJob) -> str:
     """What a submitted task runs: register the components the bench command had (plugins
     included), log to the task's log file, then do the work."""
-    from sslbench.registry import load_entry_point_plugins, load_plugin
-
-    load_entry_point_plugins()
-    for spec in opts.plugins:
-        load_plugin(spec)
     from sslbench.engine.loop import LOG_FORMAT
+    from sslbench.registry import load_plugins
+
+    load_plugins(opts.plugins)
 
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))  # timestamps: step times are read from these logs
@@ -252,7 +250,7 @@ def _wait_locally(executor, opts: BenchOptions, groups: list[list[PlannedJob]], 
                     elif job.exception() is None:
                         ready[:0] = [(finetune_task, p) for p in group]
                     else:  # its finetuning tasks never run
-                        failures.append((_pretraining_label(planned), planned.pretrain_key, job))
+                        failures.append((pretraining_label(planned), planned.pretrain_key, job))
                         progress.advance(bar, len(group))
         except BaseException:  # Ctrl-C or SIGTERM: stop the tasks too (local tasks outlive this process otherwise)
             for job in running:
@@ -273,7 +271,7 @@ def stop_local_task(job) -> None:
     job.cancel(check=False)
 
 
-def _pretraining_label(planned: PlannedJob) -> str:
+def pretraining_label(planned: PlannedJob) -> str:
     fold = "" if planned.job.fold is None else f" fold {planned.job.fold + 1}"
     return f"pretraining {planned.job.strategy}{fold} seed {planned.job.seed}"
 

@@ -10,15 +10,18 @@ or ``split.test_ratio`` for the test set; the label fraction cuts train and val)
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from mmengine.config import Config
 
 from sslbench.bench.suites import Job, Suite
 from sslbench.config import component_config, resolve_run_config
 from sslbench.data.base import Sample
+from sslbench.engine import distributed
 from sslbench.errors import ConfigError
 from sslbench.pipeline.artifact import EncoderArtifact, encoder_identity
 from sslbench.pipeline.data import DataSplit, split_samples
@@ -143,12 +146,35 @@ def bench_checkpoints(out: Path) -> Checkpoints:
     return Checkpoints(out / "checkpoints")
 
 
+PRETRAINING_FOLDER = "pretrain-"  # + the pretraining key; a job's finetuning folder is its job key
+TRAINING_LOCK = "training.lock"  # in a checkpoints subfolder: held while a process trains that phase
+
+
 def pretraining_checkpoints(out: Path, planned: PlannedJob) -> Checkpoints:
-    return bench_checkpoints(out).subfolder(f"pretrain-{planned.pretrain_key}")
+    return bench_checkpoints(out).subfolder(f"{PRETRAINING_FOLDER}{planned.pretrain_key}")
 
 
 def finetuning_checkpoints(out: Path, planned: PlannedJob) -> Checkpoints:
     return bench_checkpoints(out).subfolder(planned.key)
+
+
+@contextlib.contextmanager
+def training(checkpoints: Checkpoints):
+    """Held while this process trains into ``checkpoints``: ``sslbench status`` tells a running job from a
+    paused one by its lock. Only a torchrun's main process takes it; where the file system has no locks or
+    another process holds it (a job submitted twice), training goes on unmarked rather than not at all."""
+    lock = FileLock(checkpoints.folder / TRAINING_LOCK) if distributed.is_main() else None
+    try:
+        if lock is not None:
+            checkpoints.folder.mkdir(parents=True, exist_ok=True)
+            lock.acquire(timeout=5)  # `sslbench status` holds it for an instant to see whether it is free
+    except (Timeout, OSError, NotImplementedError):
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def forget_earlier_work(out: Path, plan: list[PlannedJob]) -> None:

@@ -54,6 +54,7 @@ def run_suite(opts: BenchOptions, console: Console | None = None, launch: Launch
         return _run_jobs(opts, console, launch, warn)
 
 
+BENCH_LOCK = "bench.lock"  # in the bench folder: held while a bench runs over it
 # flock refused by the file system itself (NFS without a lock daemon, some FUSE mounts), not by a holder
 _NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 
@@ -79,7 +80,7 @@ def only_bench_over(out: Path, warn: Callable[[str], None]):
     side by side, writing the same checkpoints. Where the file system has no locks, bench runs
     unguarded and says so."""
     out.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(out / "bench.lock")
+    lock = FileLock(out / BENCH_LOCK)
     try:
         return lock.acquire(timeout=0)
     except Timeout:

@@ -24,6 +24,7 @@ from sslbench.bench.plan import (
     job_keys,
     job_split,
     pretraining_checkpoints,
+    training,
 )
 from sslbench.bench.store import METRIC_COLUMNS, write_result
 from sslbench.engine import distributed
@@ -83,7 +84,8 @@ def pretrained_encoder(opts: BenchOptions, planned: PlannedJob, cfg: Config, spl
     took where ``planned`` claims them (else None: another row records them)."""
     encoder = job_encoder(opts.out, planned.job)
     checkpoints = pretraining_checkpoints(opts.out, planned)
-    result = pretrain_phase(cfg, split, device, encoder, checkpoints, encoder_fingerprint(cfg, opts, planned.job))
+    with training(checkpoints):
+        result = pretrain_phase(cfg, split, device, encoder, checkpoints, encoder_fingerprint(cfg, opts, planned.job))
     checkpoints.remove()
     return encoder.load(), result["seconds"] if planned.claims_pretraining else None
 
@@ -94,7 +96,8 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
     job's store row."""
     job, key = planned.job, planned.key
     checkpoints = finetuning_checkpoints(opts.out, planned)
-    result = finetune_phase(cfg, split, encoder, device, checkpoints)
+    with training(checkpoints):
+        result = finetune_phase(cfg, split, encoder, device, checkpoints)
     prediction = None
     if distributed.is_main():  # under torchrun the other processes only helped train and score
         prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device,

@@ -12,7 +12,8 @@ import typer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub at run time
 
-from sslbench.cli import bench, data, doctor, export, figures, leaderboard, listing, metrics, predict, probe, run  # noqa: E402,F401  (register commands)
+from sslbench.cli import (  # noqa: E402,F401  (register commands)
+    bench, data, doctor, export, figures, leaderboard, listing, metrics, predict, probe, run, status)
 from sslbench import __version__  # noqa: E402
 from sslbench.cli.app import app, console, err_console, warn  # noqa: E402
 from sslbench.data.io import DataWarning  # noqa: E402

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.table import Table
 
-from sslbench.cli.app import app, console, warn
+from sslbench.cli.app import app, console, json_on_stdout, print_json, warn
 from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Head, Overrides, Plugins,
                                   Preset, SuiteName, TestData, Unlabeled, absolute)
 from sslbench.cli.run import attach_log_file, load_plugins_for_cli
@@ -53,7 +53,7 @@ STATE_STYLES = {"done": "green", "checkpointed": "yellow", "pending": ""}
 def show_plan(jobs: list[dict], suite: str, out: Path, as_json: bool) -> None:
     """``--dry-run``: the suite's jobs and their states, as a table or (``--json``) a JSON list."""
     if as_json:
-        print(json.dumps(jobs, indent=2))
+        print_json(jobs)
         return
     counts = ", ".join(f"{sum(j['state'] == state for j in jobs)} {state}" for state in STATE_STYLES)
     table = Table(title=f"bench --dry-run: suite {suite} in {out}", caption=f"{len(jobs)} jobs: {counts}.",
@@ -113,7 +113,9 @@ def bench(
                                           "fold) and their state: done (in the store: skipped), checkpointed (resumes "
                                           "saved work: a checkpoint or its finished encoder) or pending; train "
                                           "nothing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the jobs as a JSON list.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON: jobs run and skipped, the "
+                                          "leaderboard and the files written (progress goes to stderr); with "
+                                          "--dry-run, the jobs as a JSON list.")] = False,
 ) -> None:
     """Run a benchmark suite; finished jobs in --out are skipped, so re-running resumes."""
     from sslbench.bench.leaderboard import suite_leaderboard, to_rich, write_board
@@ -129,8 +131,6 @@ def bench(
                            [*set_, *(["engine.compile=True"] if compile_ else []),
                             *(["split.resample_per_seed=True"] if resample_splits else [])], force,
                            [_plugin_for_tasks(p) for p in plugin], allow_synthetic, head)
-    if as_json and not dry_run:
-        raise ConfigError("--json applies to --dry-run only; add --dry-run or drop --json.")
     if dry_run:
         show_plan(suite_plan(options, warn), suite, out, as_json)
         return
@@ -140,19 +140,27 @@ def bench(
         raise ConfigError(f"cannot create {out} ({exc.strerror}); pass a writable --out.") from None
     handler = attach_log_file(out / "log.txt")
     try:
-        summary = run_suite(options, console, launch, warn)
+        with json_on_stdout(as_json):
+            summary = run_suite(options, console, launch, warn)
     finally:
         logging.getLogger("sslbench").removeHandler(handler)
         handler.close()
     if "job_ids" in summary:
+        if as_json:
+            print_json(summary)
+            return
         ids = summary["job_ids"]
         console.print(f"Submitted {summary['submitted']} jobs to SLURM ({summary['skipped']} already done) as SLURM "
                       f"jobs {' '.join(ids)} (squeue -j {','.join(ids)}); logs in {out / 'submitit'}. Once they "
-                      f"have finished: sslbench leaderboard --suite {suite} --out {out}", highlight=False,
+                      f"have finished: sslbench leaderboard --suite {suite} --store {out}", highlight=False,
                       soft_wrap=True)
         return
-    console.print(f"{summary['ran']} jobs run, {summary['skipped']} already done (skipped).")
     board = suite_leaderboard(out, options.suite)
+    written = write_board(board, out, suite)
+    if as_json:
+        print_json({**summary, "leaderboard": dataclasses.asdict(board), "written": written})
+        return
+    console.print(f"{summary['ran']} jobs run, {summary['skipped']} already done (skipped).")
     console.print(to_rich(board))
-    for path in write_board(board, out, suite):
+    for path in written:
         console.print(f"Wrote {path}")

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -26,6 +27,7 @@ from rich.table import Table
 from skimage.segmentation import find_boundaries
 
 from sslbench.cli.app import app, console, err_console
+from sslbench.cli.options import Json, renamed
 from sslbench.data.base import Sample
 from sslbench.data.card import CardBuilder, resolution_warning
 from sslbench.data.catalogue import fetch as fetch_archive
@@ -40,7 +42,14 @@ data_app = typer.Typer(no_args_is_help=True, help="Inspect a data folder, render
 app.add_typer(data_app, name="data")
 
 OVERLAY_COLOUR = (0, 255, 0)  # green: stands out on pink/purple H&E
-_FORMAT_HELP = f"Force a reader ({', '.join(FORMATS)}). Default: detected from the layout."
+Reader = Annotated[str, typer.Option("--reader", help=f"Force a reader ({', '.join(FORMATS)}). Default: detected "
+                                                    "from the layout.")]
+#: --format chooses an output format everywhere else
+ReaderAsFormat = Annotated[str, typer.Option("--format", hidden=True, help="Deprecated: use --reader.")]
+
+
+def _dataset(path: Path, reader: str | None, format: str | None) -> FileDataset:
+    return dataset_from_path(path, renamed("--reader", reader, "--format", format))
 
 
 @contextmanager
@@ -69,15 +78,16 @@ def _samples(dataset: FileDataset, what: str) -> Iterator[Sample]:
 @data_app.command("inspect")
 def inspect(
     path: Path = typer.Argument(..., help="Data folder (MoNuSeg, images/+labels/, or any images)."),
-    format: str = typer.Option(None, "--format", help=_FORMAT_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    reader: Reader = None,
+    as_json: Json = False,
     against: Path = typer.Option(None, "--against", help="Training data folder: warn if PATH is at another "
                                                          "resolution (magnification or nucleus size)."),
+    format: ReaderAsFormat = None,
 ) -> None:
     """Detect the format, read and validate every file, print sizes and nucleus counts, then the
     dataset's card (nuclei per image, median nucleus area, magnification, licence, citation)."""
     with _warnings_to_stderr():
-        dataset = dataset_from_path(path, format)
+        dataset = _dataset(path, reader, format)
         builder = CardBuilder(dataset)
         rows = []
         for s in _samples(dataset, "reading"):
@@ -155,11 +165,12 @@ def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def render(
     path: Path = typer.Argument(..., help="Data folder (MoNuSeg or images/+labels/)."),
     out: Path = typer.Option(..., "--out", help="Folder for <name>_labels.png|tif and <name>_overlay.png."),
-    format: str = typer.Option(None, "--format", help=_FORMAT_HELP),
+    reader: Reader = None,
+    format: ReaderAsFormat = None,
 ) -> None:
     """Write each labelled image's instance map (16-bit PNG, TIFF above 65535 ids) and an outline overlay."""
     with _warnings_to_stderr():
-        dataset = dataset_from_path(path, format)
+        dataset = _dataset(path, reader, format)
         make_folder(out)
         written = unlabelled = 0
         for sample in _samples(dataset, "rendering"):
@@ -191,14 +202,15 @@ def file_stem(name: str) -> str:
 def convert(
     path: Path = typer.Argument(..., help="Data folder in any supported format (e.g. MoNuSeg with XML)."),
     out: Path = typer.Option(..., "--out", help="New folder: images/<name>.png and labels/<name>.png|tif."),
-    format: str = typer.Option(None, "--format", help=_FORMAT_HELP),
+    reader: Reader = None,
+    format: ReaderAsFormat = None,
 ) -> None:
     """Rewrite a dataset as lossless PNG images + instance label maps (the folder format): XML is
     rasterised once, and the copy is smaller than LZW TIFFs. Unlabelled images keep no label map."""
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty; pass a new --out (nothing is overwritten).")
     with _warnings_to_stderr():
-        dataset = dataset_from_path(path, format)
+        dataset = _dataset(path, reader, format)
         for sub in ("images", "labels"):
             make_folder(out / sub)
         labelled = dropped = 0

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 import typer
 
-from sslbench.cli.app import app, console
+from sslbench.cli.app import app, console, print_json
+from sslbench.cli.options import Json
 from sslbench.engine.weights import atomic_write, load_encoder, save_encoder
 from sslbench.errors import ConfigError, DataError
 
@@ -62,8 +63,13 @@ def export(
     out: Path = typer.Option(..., help="Output file (.safetensors, .pth) or folder."),
     format_: str = typer.Option(None, "--format", help="safetensors or torchvision (a .pth state dict). "
                                 "Default: from the --out suffix, else safetensors."),
+    as_json: Json = False,
 ) -> None:
     """Export a pretrained encoder: ResNet keys that load into smp, torchvision and timm models."""
     target = export_encoder(run_dir, out, format_)
+    if as_json:
+        print_json({"encoder": target, "metadata": target.with_suffix(".json"),
+                    "format": _SUFFIX_FORMAT[target.suffix]})
+        return
     console.print(f"Wrote {target} and {target.with_suffix('.json').name}: loads into "
                   "torchvision/timm ResNets with load_state_dict(..., strict=False) (only fc.* missing).")

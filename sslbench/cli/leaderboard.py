@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
-from sslbench.cli.app import app, console, warn
-from sslbench.cli.options import AggregationMode, SuiteName
+from sslbench.cli.app import app, console, print_json, warn
+from sslbench.cli.options import AggregationMode, Json, StoreAsOut, StoreFolder, SuiteName, renamed
+from sslbench.errors import ConfigError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
+
 
 @app.command()
 def leaderboard(
     suite: Annotated[SuiteName, typer.Option(help="The suite (sslbench list suites).")],
-    out: Path = typer.Option(Path("bench"), help="The bench output folder (holding results.sqlite)."),
+    store: StoreFolder = None,
     format: Annotated[Literal["rich", "md", "csv"], typer.Option(help="rich (terminal), md or csv (printed; both "
                                                                      "files are written too).")] = "rich",
     aggregation: AggregationMode = typer.Option(DEFAULT_AGGREGATION, help="per_image_mean (mean of the per-image values, as "
@@ -27,15 +30,20 @@ def leaderboard(
                                                         "images (leaderboard-<suite>-organs.md/.csv)."),
     runs: bool = typer.Option(False, "--runs", help="Also print one row per job: images it trained and validated on, "
                                                     "its score per test image, its time (leaderboard-<suite>-runs.md/.csv)."),
+    as_json: Json = False,
+    out: StoreAsOut = None,
 ) -> None:
     """Print a suite's leaderboard and write leaderboard-<suite>.md/.csv beside the database (after
-    merging the results that launched tasks left in --out)."""
+    merging the results that launched tasks left in --store)."""
     from sslbench.bench.leaderboard import (image_pairs, job_runs, select_rows, suite_leaderboard, to_csv, to_markdown,
                                             to_rich, write_board)
     from sslbench.bench.organs import organ_board
     from sslbench.bench.store import Store, merge_results
     from sslbench.bench.suites import load_suite
 
+    if as_json and format != "rich":
+        raise ConfigError(f"--json and --format {format} both choose the output; pass one.")
+    out = renamed("--store", store, "--out", out, Path("bench"))
     merge_results(out, warn)
     board = suite_leaderboard(out, load_suite(suite), aggregation)
     write_board(board, out, suite if aggregation == DEFAULT_AGGREGATION else f"{suite}-{aggregation}")
@@ -47,6 +55,9 @@ def leaderboard(
     for name, build in extras.items():
         boards.append(build(suite_folds, rows))
         write_board(boards[-1], out, f"{suite}-{name}")
+    if as_json:
+        print_json([dataclasses.asdict(shown) for shown in boards])
+        return
     for shown in boards:
         if format == "rich":
             console.print(to_rich(shown))

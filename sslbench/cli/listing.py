@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from sslbench.cli.app import app, console
+from sslbench.cli.app import app, console, print_json
+from sslbench.cli.options import Plugins
 from sslbench.errors import UnknownComponentError
 from sslbench.registry import REGISTRIES, closest_hint, registered
 
@@ -47,7 +49,9 @@ def _config_rows(kind: str) -> list[tuple[str, str, str]]:
 @app.command("list")
 def list_components(
     kind: str = typer.Argument(None, help=f"One of: {', '.join(_KINDS)}. Default: all."),
-    plugin: list[str] = typer.Option([], help="Extra plugin to load first: a .py file or an importable module."),
+    plugin: Plugins = [],  # noqa: B006  (typer reads the default; it is never mutated)
+    as_json: Annotated[bool, typer.Option("--json", help="Print {kind: [{name, defined_in, description}]} "
+                                                         "instead of a table.")] = False,
 ) -> None:
     """List runnable pretext tasks, backbones, heads, datasets, presets and suites."""
     from sslbench.cli.run import load_plugins_for_cli
@@ -56,18 +60,24 @@ def list_components(
     if kind is not None and kind not in _KINDS:
         raise UnknownComponentError(f"unknown component kind '{kind}'.{closest_hint(kind, _KINDS)} "
                                     f"Choose one of: {', '.join(_KINDS)}.")
+    components = {listed: _rows(listed) for listed in _KINDS if kind in (None, listed)}
+    if as_json:
+        print_json({name: [dict(zip(("name", "defined_in", "description"), row)) for row in rows]
+                    for name, rows in components.items()})
+        return
     table = Table(title="sslbench components")
     for column in ("kind", "name", "defined in", "description"):
         table.add_column(column)
-    for listed in _KINDS:
-        if kind not in (None, listed):
-            continue
-        if listed in _NAMED_KINDS:
-            rows = _named_rows(_NAMED_KINDS[listed])
-        elif listed in _CONFIG_KINDS:
-            rows = _config_rows(_CONFIG_KINDS[listed])
-        else:
-            rows = [(name, obj.__module__, _summary(obj)) for name, obj in sorted(registered(REGISTRIES[listed]).items())]
+    for name, rows in components.items():
         for row in rows:
-            table.add_row(listed, *row)
+            table.add_row(name, *row)
     console.print(table)
+
+
+def _rows(kind: str) -> list[tuple[str, str, str]]:
+    """(name, where it is defined, description) of every component of ``kind``."""
+    if kind in _NAMED_KINDS:
+        return _named_rows(_NAMED_KINDS[kind])
+    if kind in _CONFIG_KINDS:
+        return _config_rows(_CONFIG_KINDS[kind])
+    return [(name, obj.__module__, _summary(obj)) for name, obj in sorted(registered(REGISTRIES[kind]).items())]

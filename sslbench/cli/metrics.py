@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from sslbench.cli.app import app, console
-from sslbench.cli.options import AggregationMode
+from sslbench.cli.options import AggregationMode, Json, renamed
 from sslbench.data.io import LABEL_SUFFIXES, read_label_map
 from sslbench.errors import ConfigError, DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION, METRIC_KEYS, ImageCounts, aggregate, image_counts
@@ -57,23 +57,26 @@ def _score(gt_path: Path, pred_path: Path, iou_threshold: float, centroid_radius
 def metrics(
     gt: Path = typer.Argument(..., help="Ground-truth label map (.png/.tif/.npy), or a folder of them."),
     pred: Path = typer.Argument(..., help="Predicted label map, or a folder matched to GT by file stem."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    mode: AggregationMode = typer.Option(DEFAULT_AGGREGATION, help="Folder aggregation: 'per_image_mean' averages the "
-                             "per-image values (as the MoNuSeg challenge ranks); 'summed' sums C and U (and "
-                             "TP/FP/FN) over all images, then divides."),
+    as_json: Json = False,
+    aggregation: AggregationMode = typer.Option(None, show_default=DEFAULT_AGGREGATION, help="Folder aggregation: "
+                                                "'per_image_mean' averages the per-image values (as the MoNuSeg "
+                                                "challenge ranks); 'summed' sums C and U (and TP/FP/FN) over all "
+                                                "images, then divides."),
     iou_threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="IoU above which a GT/prediction pair counts for PQ/DQ/SQ."),
     centroid_radius: float = typer.Option(12.0, min=0.0, help="Detection F1: largest centroid distance (pixels) of a "
                                           "matched GT/prediction pair (HoVer-Net: 12)."),
+    mode: AggregationMode = typer.Option(None, hidden=True, help="Deprecated: use --aggregation."),
 ) -> None:
     """Score instance label maps: AJI, AJI+, PQ/DQ/SQ, pixel Dice and detection F1 (fractions in [0, 1])."""
+    aggregation = renamed("--aggregation", aggregation, "--mode", mode, DEFAULT_AGGREGATION)
     pairs = _pairs(gt, pred)
     counts = [_score(g, p, iou_threshold, centroid_radius) for _, g, p in pairs]
     per_image = [{"name": name, **c.metrics()} for (name, _, _), c in zip(pairs, counts)]
     folders = gt.is_dir()
-    result = aggregate(counts, mode) if folders else counts[0].metrics()
+    result = aggregate(counts, aggregation) if folders else counts[0].metrics()
     if as_json:
         if folders:
-            result = {**result, "aggregation": mode, "per_image": per_image}
+            result = {**result, "aggregation": aggregation, "per_image": per_image}
         typer.echo(json.dumps(result))
         return
     table = Table(title=f"instance metrics (IoU threshold {iou_threshold:g}, centroid radius {centroid_radius:g} px)")
@@ -83,5 +86,5 @@ def metrics(
     for row in per_image:
         table.add_row(row["name"], *(f"{row[k]:.4f}" for k in METRIC_KEYS))
     if folders:
-        table.add_row(f"[bold]all ({mode})[/]", *(f"[bold]{result[k]:.4f}[/]" for k in METRIC_KEYS))
+        table.add_row(f"[bold]all ({aggregation})[/]", *(f"[bold]{result[k]:.4f}[/]" for k in METRIC_KEYS))
     console.print(table)

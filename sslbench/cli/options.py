@@ -9,7 +9,9 @@ from typing import Annotated, Literal
 
 import typer
 
+from sslbench.cli.app import warn
 from sslbench.config import available
+from sslbench.errors import ConfigError
 from sslbench.eval.metrics import AGGREGATION_MODES
 
 PresetName = Literal[tuple(available("preset"))]
@@ -33,6 +35,11 @@ Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 …")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the encoder and ResUNet (minutes of "
                                                          "compilation; pays off on long GPU runs).")]
 Plugins = Annotated[list[str], typer.Option("--plugin", help="Extra plugin: a .py file or an importable module.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+StoreFolder = Annotated[Path, typer.Option("--store", help="The bench folder to read (holding results.sqlite). "
+                                                            "Default: bench.")]
+#: --out on a command that reads a bench folder: --out names an output everywhere else
+StoreAsOut = Annotated[Path, typer.Option("--out", hidden=True, help="Deprecated: use --store.")]
 Overrides = Annotated[list[str], typer.Option("--set", help="Override a config value: KEY=VALUE, e.g. "
                                               "finetune.steps=200 or pretext.weights=resnet101.pth. In bench, "
                                               "pretext.* keys reach only the strategies that take them.")]
@@ -42,3 +49,13 @@ def absolute(path: Path | None) -> str | None:
     """A data folder as the config records it: absolute, so a run or task that starts in another folder
     (a resumed run, a launched task) reads the same one."""
     return None if path is None else str(path.resolve())
+
+
+def renamed(new: str, value, old: str, old_value, default=None):
+    """The value of option ``new``, once called ``old``: the old name still works, with a one-line warning."""
+    if old_value is None:
+        return default if value is None else value
+    if value is not None:
+        raise ConfigError(f"{old} is the old name of {new}; pass {new} only.")
+    warn(f"{old} is deprecated here, use {new}; {old} will stop working in a later version.")
+    return old_value

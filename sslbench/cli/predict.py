@@ -18,7 +18,8 @@ from rich.table import Table
 
 from sslbench.cli.app import app, console, err_console
 from sslbench.cli.data import file_stem, make_folder, overlay
-from sslbench.cli.options import Device
+from sslbench.cli.options import Device, Json, Plugins
+from sslbench.cli.run import load_plugins_for_cli
 from sslbench.data.base import Sample
 from sslbench.data.io import (LABEL_SUFFIXES, check_pair, list_files, read_image, read_label_map, unique_stems,
                               write_label_map)
@@ -104,7 +105,8 @@ def predict(
     region: str = typer.Option(None, help="X,Y,W,H: the window of the level to segment, in its pixels "
                                           "(default: the whole level)."),
     device: Device = "auto",
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    as_json: Json = False,
+    plugin: Plugins = [],  # noqa: B006  (typer reads the default; it is never mutated)
 ) -> None:
     """Segment nuclei with a trained model: an instance label map, an outline overlay and a table of nuclei
     per image. Large images go in overlapping tiles whose probabilities are blended before the nuclei are
@@ -114,6 +116,7 @@ def predict(
     from sslbench.pipeline.phases import instances_as_scored, predict_as_scored, resolve_device
     from sslbench.pipeline.trained import TrainedSegmenter
 
+    load_plugins_for_cli(plugin)  # the model may be built on a plugin's backbone or head
     trained = TrainedSegmenter.locate(model)
     readers, labelled = _readers(images, level, region)
     if labels is not None and labelled:

@@ -10,6 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sslbench.cli.app import app, console, err_console
+from sslbench.cli.options import Device, Json, Plugins
+from sslbench.cli.run import load_plugins_for_cli
 from sslbench.errors import DataError
 
 
@@ -40,8 +42,9 @@ def probe(
     scales: list[int] = typer.Option(None, help="Sides of the zoomed / resampled views for the blur share "
                                                 "(repeat the option). Default: 3/4, 1/2, 1/4, 1/8 of --crop."),
     seed: int = typer.Option(0, help="Seeds the crops (the same crops for every encoder)."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 …"),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    device: Device = "auto",
+    as_json: Json = False,
+    plugin: Plugins = [],  # noqa: B006  (typer reads the default; it is never mutated)
 ) -> None:
     """Linear probes of frozen encoders: leave-one-image-out R² of nucleus count and mean log nucleus
     area per crop, from the encoder's pooled deepest features (scratch encoders are the baseline), and
@@ -50,7 +53,10 @@ def probe(
     from sslbench.eval.probe import TARGETS, default_scales, probe_encoder
     from sslbench.pipeline.artifact import EncoderArtifact
     from sslbench.pipeline.data import load_samples
+    from sslbench.pipeline.phases import resolve_device
 
+    load_plugins_for_cli(plugin)  # an encoder may be built on a plugin's backbone
+    torch_device = resolve_device(device)
     scales = scales or default_scales(crop)
     files = encoder_files(encoders)
     samples = load_samples(dict(load_component("preset", "smoke").data) if data is None else
@@ -67,7 +73,7 @@ def probe(
             progress.update(task, name=path.name)
             encoder, metadata = EncoderArtifact(path).module()
             scores[str(path)] = {"pretext": metadata.get("pretext"),
-                                 **probe_encoder(encoder, samples, crop, crops_per_image, seed, scales, device,
+                                 **probe_encoder(encoder, samples, crop, crops_per_image, seed, scales, torch_device,
                                                  on_image=lambda: progress.advance(task))}
     if as_json:
         typer.echo(json.dumps(scores))

@@ -10,23 +10,22 @@ from typing import Annotated
 
 import typer
 
-from sslbench.cli.app import app, console, err_console
+from sslbench.cli.app import app, console, json_on_stdout, print_json, warn
 from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Head, Overrides, Plugins,
                                   Preset, TestData, Unlabeled, absolute)
 from sslbench.engine import distributed
-from sslbench.registry import load_entry_point_plugins, load_plugin
+from sslbench.registry import load_plugins
 
 
 def load_plugins_for_cli(plugins: list[str]) -> list[str]:
-    """Installed plugins (a broken one is a warning line) then ``plugins``; returns the installed ones loaded."""
+    """``registry.load_plugins``, a broken installed plugin as a warning line; returns the installed ones."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        installed = load_entry_point_plugins()
-    for warning in caught:
-        err_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
-    for spec in plugins:
-        load_plugin(spec)
-    return installed
+        try:
+            return load_plugins(plugins)
+        finally:
+            for warning in caught:
+                warn(str(warning.message))
 
 
 def attach_log_file(path: Path) -> logging.Handler:
@@ -63,6 +62,9 @@ def run(
     compile_: Compile = False,
     plugin: Plugins = [],  # noqa: B006  (typer reads the default; it is never mutated)
     set_: Overrides = [],  # noqa: B006
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's result record (metrics.json's content "
+                                                         "and the run folder) as JSON instead of a table; "
+                                                         "progress goes to stderr.")] = False,
 ) -> None:
     """Pretrain an encoder, finetune ResUNet on it, score AJI on held-out images.
 
@@ -83,16 +85,21 @@ def run(
     folder.create()
     folder.check_same_config(cfg)
     if point := folder.resume_point():
-        console.print(f"Resuming the unfinished run in {folder.path}: {point}.", highlight=False, soft_wrap=True)
+        with json_on_stdout(as_json):
+            console.print(f"Resuming the unfinished run in {folder.path}: {point}.", highlight=False, soft_wrap=True)
     handler = attach_log_file(folder.log)
     try:
-        result = run_job(cfg, folder.path)
+        with json_on_stdout(as_json):
+            result = run_job(cfg, folder.path)
     except Exception as exc:  # the log file of a long run must say why it stopped
         logging.getLogger("sslbench").error("run stopped: %s: %s", type(exc).__name__, exc)
         raise
     finally:
         logging.getLogger("sslbench").removeHandler(handler)
         handler.close()
+    if as_json:
+        print_json({"run_folder": str(folder.path), "overlay": str(folder.overlay), **result})
+        return
     data_name = "synthetic H&E (built-in)" if data is None else str(data)
     test_name = f"the labelled images of {test_data}" if test_data else "held-out test images"
     paper = "Paper: MoNuSeg 2018 test set, Tables 2–3"

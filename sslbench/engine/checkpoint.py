@@ -160,7 +160,12 @@ def load_checkpoint(path: Path) -> dict:
                         "to restart this phase from step 0.") from None
 
 
+def checkpoint_header(path: Path) -> dict:
+    """A checkpoint's step and the fingerprint of the config it trains, read from its header only."""
+    structure, _ = _read(path, tensors=False)
+    return {"step": int(structure["step"]), "fingerprint": structure.get("fingerprint", {})}
+
+
 def checkpoint_step(path: Path) -> int:
     """The step a checkpoint was saved at, read from its header only."""
-    structure, _ = _read(path, tensors=False)
-    return int(structure["step"])
+    return checkpoint_header(path)["step"]

@@ -172,3 +172,11 @@ def test_real_data_presets_refuse_the_synthetic_default_unless_asked(preset):
         resolve_run_config("scratch", preset=preset)
     assert resolve_run_config("scratch", preset=preset, allow_synthetic=True).data["type"] == "Synthetic"
     assert resolve_run_config("scratch", preset=preset, data="/some/folder").data["type"] == "path"
+
+
+def test_a_suite_can_be_cut_to_some_label_fractions():
+    suite = load_suite("table1", fractions=[0.1, 1.0])
+    assert suite.fractions == (1.0, 0.1) and suite.columns == ["100 %", "10 %"]  # the suite's order
+    assert {job.fraction for job in suite.jobs(range(2))} == {1.0, 0.1}
+    with pytest.raises(ConfigError, match=r"--fraction 0.2: not a label fraction of suite table1 \(1, 0.7, 0.5"):
+        load_suite("table1", fractions=[0.2])

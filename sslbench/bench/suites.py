@@ -51,9 +51,16 @@ class Suite:
                 for f in self.fractions]
 
 
-def load_suite(name: str, folds: int | None = None, skip: Iterable[str] = ()) -> Suite:
+def load_suite(name: str, folds: int | None = None, skip: Iterable[str] = (),
+               fractions: Iterable[float] = ()) -> Suite:
+    """The suite ``name``, less the strategies in ``skip``; only ``fractions`` of its label fractions when
+    given (to run a table's columns in an order of one's choosing; the leaderboard reads them all)."""
     cfg = load_component("suite", name)
-    skip = list(skip)
+    skip, fractions = list(skip), list(fractions)
+    extra = [f for f in fractions if f not in cfg.get("fractions", [1.0])]
+    if extra:
+        raise ConfigError(f"--fraction {extra[0]:g}: not a label fraction of suite {name} "
+                          f"({', '.join(f'{f:g}' for f in cfg.get('fractions', [1.0]))}).")
     unknown = [s for s in skip if s not in cfg.strategies]
     if unknown:
         raise ConfigError(f"--skip {unknown[0]}: not in suite {name} ({', '.join(cfg.strategies)}).")
@@ -66,5 +73,6 @@ def load_suite(name: str, folds: int | None = None, skip: Iterable[str] = ()) ->
     paper = {t["metric"]: {s: list(v) if isinstance(v, (list, tuple)) else [v] for s, v in t["values"].items()}
              for t in (tables if isinstance(tables, list) else [tables])}
     return Suite(name, cfg.get("description", ""), tuple(s for s in cfg.strategies if s not in skip),
-                 tuple(cfg.get("fractions", [1.0])), tuple(cfg.get("metrics", ["aji"])), k, paper,
+                 tuple(f for f in cfg.get("fractions", [1.0]) if not fractions or f in fractions),
+                 tuple(cfg.get("metrics", ["aji"])), k, paper,
                  dict(cfg.get("references", {})), cfg.get("equivalence_margin"))

@@ -88,6 +88,8 @@ def bench(
     out: Annotated[Path, typer.Option(help="Output folder: results.sqlite, encoders/, leaderboards.")] = Path("bench"),
     skip: Annotated[list[str], typer.Option(help="Leave a strategy of the suite out (e.g. imagenet without "
                                                  "weights).")] = [],  # noqa: B006  (typer reads the default)
+    fraction: Annotated[list[float], typer.Option("--fraction", help="Run only these label fractions of the suite "
+                                                  "(repeat it, e.g. --fraction 1.0 --fraction 0.1); default: all.")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option(help="Re-run the suite's finished jobs and re-pretrain their encoders "
                                              "(other suites' work in --out stays).")] = False,
     compile_: Compile = False,
@@ -126,7 +128,7 @@ def bench(
 
     load_plugins_for_cli(plugin)
     launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg, local_parallel)
-    options = BenchOptions(load_suite(suite, folds, skip), out, preset, preset_backbone(preset, backbone), device,
+    options = BenchOptions(load_suite(suite, folds, skip, fraction), out, preset, preset_backbone(preset, backbone), device,
                            seeds, absolute(data), absolute(test_data), absolute(unlabeled),
                            [*set_, *(["engine.compile=True"] if compile_ else []),
                             *(["split.resample_per_seed=True"] if resample_splits else [])], force,

@@ -23,9 +23,10 @@ from sslbench.bench.launch import (LaunchOptions, free_gpu, local_parameters, lo
 from sslbench.bench.store import RESULTS_FOLDER, Store, write_result
 from sslbench.cli import app
 from sslbench.errors import ConfigError
-from test_bench_run import TINY, set_arithmetic
-from test_bench_store import record
+from store_helpers import record, set_arithmetic
+from tiny import tiny_args
 
+TINY = tiny_args()
 SUITE = ["--suite", "table3", "--skip", "instance_aware_st", "--skip", "instance_aware_cr", *TINY]
 SAME = ("key", "suite", "strategy", "fraction", "fold", "seed", "preset", "context", "config", "scores",
         "arithmetic", "test_names", "train_names", "val_names", "encoder", "prediction")

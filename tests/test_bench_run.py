@@ -3,16 +3,15 @@
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import closing
 
 import pytest
 from typer.testing import CliRunner
 
 from data_helpers import write_folder_set
+from store_helpers import set_arithmetic
 from sslbench.bench.store import Store
 from sslbench.cli import app
 from sslbench.data.base import Sample
@@ -20,12 +19,6 @@ from sslbench.data.synthetic import Synthetic
 from tiny import tiny_args
 
 TINY = tiny_args()
-
-
-def set_arithmetic(out, record):
-    """Every stored row as if computed with ``record`` (another machine's, say)."""
-    with closing(sqlite3.connect(out / "results.sqlite")) as db, db:
-        db.execute("UPDATE jobs SET arithmetic = ?", (json.dumps(record),))
 
 
 def rows_in(out):

@@ -13,6 +13,8 @@ from contextlib import closing
 import numpy as np
 import pytest
 
+from store_helpers import CONTEXT, record
+
 from sslbench.bench import store as store_module
 from sslbench.bench.leaderboard import (image_pairs, job_runs, paired_difference, run_table, select_rows, short_names,
                                         suite_leaderboard, to_csv, to_markdown, write_board)
@@ -21,21 +23,6 @@ from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
 from sslbench.errors import DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
-
-CONTEXT = {"preset": "smoke", "backbone": "resnet18", "data": None, "test_data": None, "unlabeled": None,
-           "overrides": [], "folds": 0}
-
-
-def record(strategy, aji, seed=0, fraction=1.0, fold=None, context=CONTEXT, dice=0.5, key=None):
-    per_image_mean = {"aji": aji, "aji_plus": aji, "pq": aji, "dq": aji, "sq": aji, "dice": dice, "f1": aji}
-    summed = {k: v / 2 for k, v in per_image_mean.items()}
-    return {"key": key or f"{strategy}-{seed}-{fraction}-{fold}-{context['preset']}", "suite": "t",
-            "strategy": strategy, "fraction": fraction, "fold": fold, "seed": seed, "preset": context["preset"],
-            "context": context, "config": {"seed": seed, "split": {"resample_per_seed": False}}, **{m: per_image_mean[m] for m in ("aji", "aji_plus", "pq", "dice", "f1")},
-            "scores": {"per_image_mean": per_image_mean, "summed": summed, "per_image": []}, "test_images": 4,
-            "test_names": ["a"], "pretrain_seconds": 1.0, "finetune_seconds": 2.0, "device": "cpu",
-            "versions": {"torch": "x"}, "git_commit": None, "encoder": "encoders/e.safetensors", "prediction": None}
-
 
 def test_a_suite_without_paper_numbers_shows_ours_alone(tmp_path):
     store = Store(tmp_path)
@@ -192,7 +179,7 @@ def test_image_pairs_word_seeds_and_images_by_their_t_intervals(tmp_path):
     assert control.startswith("seeds: +1.50 [-4.85, +7.85]: no difference detected; power ")  # +1, +2 at seeds 0, 1
     assert "8/8 pairs better, +1.50 [+1.50, +1.50]" in control
     assert cells["SSL (Ours): L_ST + L_CR"][1].text is None  # no 10 % rows
-    assert "equivalence is never claimed" in board.caption
+    assert "equivalence claimed only within ±2 points (named in the suite file" in board.caption
 
 
 def test_job_runs_list_each_jobs_images_and_scores_in_suite_order(tmp_path):

@@ -22,7 +22,7 @@ from sslbench.engine.checkpoint import FORMAT, Checkpoint, load_checkpoint
 from sslbench.engine.loop import LoopSettings, NumericError, train
 from sslbench.engine.weights import StorageError, atomic_write, load_encoder, save_encoder
 from sslbench.errors import ConfigError, DataError
-from test_reliability_resume import FAST, tiny_training
+from tiny_training import FAST, tiny_training
 
 
 def _partial_then(error):

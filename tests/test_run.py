@@ -34,7 +34,7 @@ def test_run_writes_the_run_folder_and_prints_the_leaderboard_row(tmp_path, pret
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["strategy"] == pretext and metrics["device"] == "cpu"
     assert metrics["arithmetic"]["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")
-    assert f"device cpu ({metrics['arithmetic']['precision']}" in text and "README Seeding" in text
+    assert f"device cpu ({metrics['arithmetic']['precision']}" in text and "docs/reliability.md#seeding" in text
     assert len(metrics["images"]["test"]) == 2 and len(metrics["test"]["per_image"]) == 2
     for value in metrics["test"]["per_image_mean"].values():
         assert 0.0 <= value <= 1.0 and math.isfinite(value)

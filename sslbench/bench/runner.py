@@ -154,4 +154,5 @@ def warn_other_arithmetic(opts: BenchOptions, rows: list[dict], here: dict, warn
         listed = "; ".join(f"{count} with {kind}" for kind, count in others.items())
         warn(f"{opts.out}: finished rows of this suite were computed otherwise ({listed}); this process computes "
              f"{describe_arithmetic(here)}. The table will mix them, and the same job lands AJI points apart under "
-             "another arithmetic (README, Seeding): rerun them here with --force, or compare rows computed alike.")
+             "another arithmetic (docs/reliability.md#seeding): rerun them here with --force, or compare rows "
+             "computed alike.")

@@ -106,7 +106,8 @@ def run(
     if data is None:  # beside the paper's, a synthetic number would read as a reproduction
         paper += " — a reference, not a comparison: numbers on synthetic data do not reproduce it"
     caption = (f"Data: {data_name}; preset {preset}; seed {seed}; device {result['device']} "
-               f"({describe_arithmetic(result['arithmetic'])}: another arithmetic lands elsewhere, README Seeding). "
+               f"({describe_arithmetic(result['arithmetic'])}: another arithmetic lands elsewhere, "
+               "docs/reliability.md#seeding). "
                f"AJI: mean of the per-image AJI over {len(result['images']['test'])} {test_name} "
                f"(as the MoNuSeg challenge ranks; metrics.json also has the summed variant). {paper}.")
     console.print(run_table([{"label": strategy_label(pretext), "paper_aji": paper_value(pretext), **result}],

@@ -7,7 +7,7 @@ nuclei). Encoder features -> global average pool -> linear 128-d embedding z.
 L_ST = max(0, d(za, zp) - d(za, zn) + m1), d = squared L2 (scale-wise triplet, Eq. 1);
 L_CR = max(0, f(zn) - f(zp) + m2), f a learned linear map to a scalar (count ranking, Eq. 2).
 
-Departures from the paper's text (listed in the README, "Deviations from the paper"):
+Departures from the paper's text (listed in docs/deviations.md):
 
 * ``normalize_embedding=True`` (default) L2-normalises z as FaceNet does (Schroff et al., the
   triplet loss the paper cites as [12]); the paper does not say. On the unit sphere the squared

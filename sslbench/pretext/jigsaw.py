@@ -13,7 +13,7 @@ permutations, in its max-min form: each new permutation maximises the minimum di
 already chosen (their Algorithm 1 maximises the average; max-min also keeps the closest pair apart).
 It starts from a fixed seed, so every run and machine uses the same set; it is cached per process.
 
-Departures from Noroozi & Favaro (listed in the README, "Deviations from the paper"):
+Departures from Noroozi & Favaro (listed in docs/deviations.md):
 
 * P = 100 permutations by default where they train with 1000: Xie et al. do not say which P their
   Jigsaw baseline used, and 100 classes keep the fc8 head small for 30 source images and short

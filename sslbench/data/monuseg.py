@@ -143,7 +143,8 @@ def _outside(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> bool
 
 @DATASETS.register_module(name="monuseg")
 class MoNuSeg(FileDataset):
-    """MoNuSeg 2018 layout: Tissue Images/*.tif + Annotations/*.xml (Aperio polygons)."""
+    """MoNuSeg 2018 layout: Tissue Images/*.tif + Annotations/*.xml (Aperio polygons), or an instance map
+    in Label Maps/ or labels/ for an image without XML."""
 
     format = "monuseg"
     LICENSE = "CC BY-NC-SA 4.0"

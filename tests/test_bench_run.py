@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -16,7 +17,8 @@ from sslbench.bench.store import Store
 from sslbench.cli import app
 from sslbench.data.base import Sample
 from sslbench.data.synthetic import Synthetic
-from tiny import tiny_args
+from sslbench.eval.metrics import aji
+from tiny import assert_bench_row, tiny_args
 
 TINY = tiny_args()
 
@@ -60,11 +62,13 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
         assert row["test_names"] == [s.name for s in test_set] and row["test_images"] == 2
         assert row["train_names"] and row["val_names"] and not set(row["train_names"]) & set(row["val_names"])
         assert row["context"]["test_data"] == str(test_data.resolve()) and row["device"] == "cpu"
-        assert 0 <= row["aji"] <= 1 and row["scores"]["per_image_mean"]["aji"] == pytest.approx(
-            sum(p["aji"] for p in row["scores"]["per_image"]) / 2)
+        assert_bench_row(out, row)
+        saved = np.load(out / row["prediction"])  # the first test image's instances, as they were scored
+        truth = np.load(out / "samples" / str(saved["sample"]))["labels"]
+        assert str(saved["name"]) == test_set[0].name and np.array_equal(truth, test_set[0].labels)
+        assert row["scores"]["per_image"][0]["aji"] == aji(truth, saved["instances"])
         assert row["finetune_seconds"] > 0 and row["versions"]["torch"] and len(row["key"]) == 16
         assert row["pretrain_seconds"] > 0  # instance_aware's too, if its encoder was made before the kill
-        assert (out / row["encoder"]).is_file() and (out / row["prediction"]).is_file()
 
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "0 jobs run, 2 already done (skipped)" in again.output

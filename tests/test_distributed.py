@@ -2,7 +2,6 @@
 evaluation equals a single process's, and `torchrun -m sslbench run` writes one normal run folder."""
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from sslbench.models import build_segmenter
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_reference import BACKBONE, FP32, HEAD, linear_problem, torchrun_env  # noqa: E402
-from tiny import tiny_args  # noqa: E402
+from tiny import assert_bench_row, assert_scored, still_initial, tiny_args  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -71,8 +70,9 @@ def test_torchrun_sslbench_run_writes_one_run_folder_like_a_single_process(tmp_p
     assert ddp["arithmetic"]["processes"] == 2 and one["arithmetic"]["processes"] == 1
     assert ddp["images"] == one["images"]  # same seeded split on every rank
     assert len(ddp["history"]["pretrain"]) == len(one["history"]["pretrain"]) == 2
-    for value in [*ddp["test"]["per_image_mean"].values(), *(h["loss"] for h in ddp["history"]["pretrain"])]:
-        assert math.isfinite(value)
+    assert_scored(ddp["test"], ddp["images"]["test"])
+    backbone = json.loads((tmp_path / "ddp" / "encoder.json").read_text())["backbone"]
+    assert not any(still_initial(tmp_path / "ddp" / "encoder.safetensors", backbone).values())
     log = (tmp_path / "ddp" / "log.txt").read_text()
     assert log.count("pretrain instance_aware step 1/2") == 1  # one log writer, not two
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
@@ -87,7 +87,9 @@ def test_torchrun_sslbench_bench_writes_one_row_per_job(tmp_path):
     assert first.stdout.count("2 jobs run, 0 already done") == 1  # rank 0 alone reports
     rows = Store(out).rows()
     assert sorted(row["strategy"] for row in rows) == ["instance_aware", "scratch"]
-    assert all(math.isfinite(row["aji"]) and row["prediction"] for row in rows)
+    for row in rows:
+        assert_bench_row(out, row)
+        assert (out / row["prediction"]).is_file()
     assert all(row["arithmetic"]["processes"] == 2 for row in rows)
     assert sorted(p.name for p in (out / "encoders").glob("*.safetensors")) == [
         "instance_aware-s0.safetensors", "scratch-s0.safetensors"]

@@ -18,6 +18,7 @@ from sslbench.engine.loop import LoopSettings, train
 from sslbench.errors import ConfigError
 from sslbench.models import build_segmenter
 from sslbench.pretext.instance_aware import InstanceAware
+from tiny import TINY_SETTINGS, assert_scored, still_initial
 
 CPU = torch.device("cpu")
 BACKBONE = dict(type="SmpEncoder", name="resnet18")
@@ -84,35 +85,25 @@ def losses(history: list[dict]) -> np.ndarray:
     return np.array([entry["loss"] for entry in history])
 
 
-def test_channels_last_trains_the_same_model():
-    eager = resolve(FP32, CPU)
-    _, reference = tiny_segmentation_run(eager)
-    model, history = tiny_segmentation_run(Acceleration(**{**eager.__dict__, "channels_last": True}))
-    assert model.encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    np.testing.assert_allclose(losses(history), losses(reference), rtol=1e-4)
+@pytest.fixture(scope="module")
+def eager_run() -> tuple[list[str], np.ndarray]:
+    """The fp32 eager reference: its state_dict keys and losses."""
+    model, history = tiny_segmentation_run(resolve(FP32, CPU))
+    return list(model.state_dict()), losses(history)
 
 
-def test_bf16_channels_last_trains_close_to_fp32():
-    eager = resolve(FP32, CPU)
-    _, reference = tiny_segmentation_run(eager)
-    _, history = tiny_segmentation_run(Acceleration(**{**eager.__dict__, "amp": True, "channels_last": True}))
-    np.testing.assert_allclose(losses(history), losses(reference), rtol=2e-2)
-
-
-def test_compiled_model_trains_the_same_and_keeps_its_state_dict_keys():
-    eager = resolve(FP32, CPU)
-    reference_model, reference = tiny_segmentation_run(eager)
+@pytest.mark.parametrize(("switch", "rtol"), [
+    ({"channels_last": True}, 1e-4), ({"amp": True, "channels_last": True}, 2e-2),
     # aot_eager runs dynamo + AOTAutograd (the graph capture --compile relies on) without a C compiler
-    model, history = tiny_segmentation_run(Acceleration(**{**eager.__dict__, "compile": "aot_eager"}))
-    assert list(model.state_dict()) == list(reference_model.state_dict())
-    np.testing.assert_allclose(losses(history), losses(reference), rtol=1e-4)
-
-
-def test_fused_optimizer_matches_foreach():
-    eager = resolve(FP32, CPU)
-    _, reference = tiny_segmentation_run(eager)
-    _, history = tiny_segmentation_run(Acceleration(**{**eager.__dict__, "fused_optimizer": True}))
-    np.testing.assert_allclose(losses(history), losses(reference), rtol=1e-4)
+    ({"compile": "aot_eager"}, 1e-4), ({"fused_optimizer": True}, 1e-4)],
+    ids=["channels_last", "bf16_channels_last", "compile", "fused_optimizer"])
+def test_a_fast_path_switch_trains_the_same_model(eager_run, switch, rtol):
+    accel = Acceleration(**{**resolve(FP32, CPU).__dict__, **switch})
+    model, history = tiny_segmentation_run(accel)
+    keys, reference = eager_run
+    assert list(model.state_dict()) == keys  # a compiled model saves under the eager model's keys
+    assert model.encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last) is accel.channels_last
+    np.testing.assert_allclose(losses(history), reference, rtol=rtol)
 
 
 @pytest.fixture(scope="module")
@@ -173,11 +164,13 @@ def test_finetune_sources_stack_image_and_classes():
     assert set(source[3].unique().tolist()) <= {0, 1, 2} and (source[3] > 0).any()
 
 
+@pytest.mark.slow
 def test_a_run_on_the_cpu_dataloader_path_trains(tmp_path):
     from sslbench.pipeline.run import run_job
-    cfg = resolve_run_config("instance_aware", backbone="resnet18", overrides=[
-        "pretrain.steps=2", "finetune.steps=2", "data.num_images=6", "data.size=160",
+    cfg = resolve_run_config("instance_aware", backbone="resnet18", device="cpu", overrides=[
+        *(f"{key}={value}" for key, value in TINY_SETTINGS.items()), "pretrain.log_every=1",
         "engine.data_on_device=False", "engine.loader_workers=1"])
     result = run_job(cfg, tmp_path / "run")
-    assert result["history"]["pretrain"] and np.isfinite(result["history"]["pretrain"][-1]["loss"])
-    assert 0 <= result["test"]["per_image_mean"]["aji"] <= 1
+    assert [h["step"] for h in result["history"]["pretrain"]] == [1, 2]
+    assert not any(still_initial(tmp_path / "run" / result["encoder_weights"], cfg.backbone, cfg.seed).values())
+    assert_scored(result["test"], result["images"]["test"])

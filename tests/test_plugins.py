@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -13,12 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from sslbench.cli import app
-from tiny import tiny_args
+from sslbench.registry import load_plugin
+from tiny import assert_scored, still_initial, tiny_args
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sslbench-simclr"
 SSLBENCH = Path(sys.executable).parent / "sslbench"
-TINY_RUN = ["--preset", "smoke", *tiny_args({"pretrain.steps": 3, "finetune.steps": 3, "data.size": 128,
-                                             "pretext.crop": 64, "finetune.crop": 64, "evaluation.tile": 128})]
+TINY_RUN = ["--preset", "smoke", *tiny_args({"pretrain.steps": 3, "pretrain.log_every": 1, "finetune.steps": 3,
+                                             "data.size": 128, "pretext.crop": 64, "finetune.crop": 64,
+                                             "evaluation.tile": 128})]
 
 PLUGIN_SOURCE = '''
 from sslbench.pretext.rotnet import RotNet
@@ -32,9 +33,12 @@ class AdHoc(RotNet):
 
 
 def assert_finished_run(out: Path):
+    """The plugin's task pretrained for its 3 steps and moved the encoder, and the finetuned model was scored."""
     metrics = json.loads((out / "metrics.json").read_text())
-    assert math.isfinite(metrics["test"]["per_image_mean"]["aji"])
-    assert all(math.isfinite(h["loss"]) for h in metrics["history"]["pretrain"])
+    assert [h["step"] for h in metrics["history"]["pretrain"]] == [1, 2, 3]
+    backbone = json.loads((out / "encoder.json").read_text())["backbone"]
+    assert not any(still_initial(out / "encoder.safetensors", backbone).values())
+    assert_scored(metrics["test"], metrics["images"]["test"])
 
 
 def test_plugin_file_and_module_are_listed(tmp_path, monkeypatch, unregister):
@@ -50,7 +54,7 @@ def test_plugin_file_and_module_are_listed(tmp_path, monkeypatch, unregister):
 
 @pytest.mark.slow
 def test_example_plugin_file_runs_with_the_plugin_flag(tmp_path, unregister):
-    unregister.append("example_simclr")
+    unregister += ["example_simclr", "example_timm_features"]
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", "--plugin", str(EXAMPLE / "sslbench_simclr.py"),
                                       "--pretext", "example_simclr", *TINY_RUN, "--out", str(out)])
@@ -69,7 +73,7 @@ def installed_example(tmp_path):
 
 
 @pytest.mark.slow
-def test_installed_example_plugin_is_discovered_and_runs(tmp_path, installed_example):
+def test_installed_example_plugin_is_discovered_and_runs(tmp_path, installed_example, unregister):
     listing = subprocess.run([str(SSLBENCH), "list"], capture_output=True, text=True,
                              env={"COLUMNS": "200", "PATH": ""}, check=True)
     assert "example_simclr" in listing.stdout and "sslbench_simclr" in listing.stdout
@@ -79,6 +83,8 @@ def test_installed_example_plugin_is_discovered_and_runs(tmp_path, installed_exa
     run = subprocess.run([str(SSLBENCH), "run", "--pretext", "example_simclr", *TINY_RUN,
                           "--backbone", "example_timm_features", "--out", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
+    unregister += ["example_simclr", "example_timm_features"]
+    load_plugin(str(EXAMPLE / "sslbench_simclr.py"))  # the plugin's backbone, to build its initial weights here
     assert_finished_run(out)
     encoder = json.loads((out / "encoder.json").read_text())
     assert encoder["pretext"] == "example_simclr" and encoder["backbone"] == {"type": "example_timm_features"}

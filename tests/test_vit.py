@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ from sslbench.cli import app
 from sslbench.config import component_names, resolve_run_config
 from sslbench.errors import ConfigError
 from sslbench.models import build_segmenter
-from tiny import tiny_args
+from tiny import assert_scored, tiny_args
 
 VIT_S = dict(type="TimmViT", name="vit_small_patch16_224")
 SMALL_UNETR = dict(type="UNETR", classes=3, decoder_channels=(32, 32, 16, 16))
@@ -94,4 +93,4 @@ def test_sslbench_run_scratch_on_a_vit_s16_finishes(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert math.isfinite(metrics["test"]["per_image_mean"]["aji"])
+    assert_scored(metrics["test"], metrics["images"]["test"])

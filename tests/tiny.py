@@ -1,5 +1,15 @@
 """CLI arguments for end-to-end runs small enough for a shared 2-core machine: resnet18 on CPU, a few
-steps on small synthetic tiles. Each test adds or changes only the settings it is about."""
+steps on small synthetic tiles. Each test adds or changes only the settings it is about. And the checks
+that such a run did its job: its pretraining moved the encoder, its scores belong to its test images."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sslbench.bench.store import METRIC_COLUMNS
+from sslbench.engine.weights import load_encoder
+from sslbench.models import build_encoder
 
 TINY_SETTINGS = {"data.num_images": 6, "data.size": 160, "pretrain.steps": 2, "finetune.steps": 2}
 
@@ -10,3 +20,31 @@ def tiny_args(settings: dict | None = None, backbone: str = "resnet18", device: 
     values = {**TINY_SETTINGS, **(settings or {})}
     return ["--backbone", backbone, "--device", device,
             *(arg for key, value in values.items() if value is not None for arg in ("--set", f"{key}={value}"))]
+
+
+def still_initial(encoder_file: Path, backbone: dict, seed: int = 0) -> dict[str, bool]:
+    """For each trainable weight of the saved encoder: whether it still equals the one a run of ``seed``
+    builds before it pretrains (it seeds torch, then builds the encoder). BatchNorm statistics are left
+    out: a forward pass moves them even when no optimizer step is taken."""
+    saved = load_encoder(encoder_file)
+    torch.manual_seed(seed)
+    return {name: torch.equal(saved[name], weight) for name, weight in build_encoder(backbone).named_parameters()}
+
+
+def assert_scored(scores: dict, test_names: list[str]) -> None:
+    """``evaluate``'s scores cover exactly the test images, in order, their mean is the reported one, and
+    every image's prediction overlaps its nuclei: a prediction of background only scores AJI 0."""
+    per_image = scores["per_image"]
+    assert [p["name"] for p in per_image] == test_names
+    assert scores["per_image_mean"]["aji"] == pytest.approx(sum(p["aji"] for p in per_image) / len(per_image))
+    assert all(p["aji"] > 0 for p in per_image), per_image
+
+
+def assert_bench_row(out: Path, row: dict) -> None:
+    """A bench row's metric columns are its scores' per-image means, scored on its test images; its
+    encoder (in the bench folder ``out``) is the seed's initialisation for scratch, and for a pretrained
+    strategy moved everywhere."""
+    assert {m: row[m] for m in METRIC_COLUMNS} == {m: row["scores"]["per_image_mean"][m] for m in METRIC_COLUMNS}
+    assert_scored(row["scores"], row["test_names"])
+    initial = still_initial(out / row["encoder"], row["config"]["backbone"], row["seed"]).values()
+    assert all(initial) if row["strategy"] == "scratch" else not any(initial)

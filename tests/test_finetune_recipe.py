@@ -119,6 +119,13 @@ def test_cpu_preset_names_its_backbone_and_the_others_keep_resnet101():
 
 
 @pytest.mark.slow
+def test_cpu_preset_evaluates_as_its_recipe_says():
+    # the recipe the cpu preset's rows are measured with: flip averaging and a 108-point grid on val
+    evaluation = resolve_run_config("scratch", preset="cpu", allow_synthetic=True).evaluation
+    assert evaluation["flips"] is True
+    assert [len(values) for values in evaluation["tune"].values()] == [2, 3, 6, 3]
+
+
 def test_cpu_preset_run_stores_the_post_processing_chosen_on_validation(tmp_path):
     out = tmp_path / "run"
     settings = {"data.size": 320, "finetune.eval_every": 2, "evaluation.tile": 320, "evaluation.overlap": 0,

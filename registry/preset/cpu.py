@@ -17,3 +17,7 @@ pretrain = dict(steps=200, batch_size=4, lr=3e-4, warmup_steps=20)
 # gave tuned val AJI 0.537 against 0.524 for scale 0.05, shift 0.005 (the old strength re-expressed)
 finetune = dict(steps=2000, batch_size=4, crop=256, lr=1e-3, warmup_steps=50, eval_every=500,
                 stain_scale=0.1, stain_shift=0.01, scale=(0.67, 1.5))
+# whole 1000² images, flip-averaged; post-processing thresholds chosen on the validation images
+evaluation = dict(flips=True,
+                  tune=dict(min_area=(10, 30), min_seed_area=(4, 16, 32),
+                            body_threshold=(None, 0.5, 0.6, 0.7, 0.8, 0.9), foreground_threshold=(None, 0.4, 0.6)))

@@ -4,6 +4,7 @@ gains or loses, which a mean over all images hides."""
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 
 from sslbench.bench.leaderboard import METRIC_NAMES, Board, Cell, Row, strategy_label
 from sslbench.bench.suites import Suite
@@ -14,9 +15,9 @@ def organ_board(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     """Rows: (strategy, label fraction); columns: organs, then all images. A cell is the mean over seeds
     of the per-seed mean over that organ's test images, ± the sample std over seeds; images of no known
     TCGA site are grouped as 'other'."""
-    names = {p["name"] for r in rows for p in r["scores"]["per_image"]}
-    organs = sorted({organ_of(n) or "other" for n in names})
-    counts = {o: sum((organ_of(n) or "other") == o for n in names) for o in organs}
+    organ = {p["name"]: organ_of(p["name"]) or "other" for r in rows for p in r["scores"]["per_image"]}
+    counts = Counter(organ.values())
+    organs = sorted(counts)
     board_rows = []
     for strategy in suite.strategies:
         for fraction in suite.fractions:
@@ -24,15 +25,15 @@ def organ_board(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
             if not mine:
                 continue
             cells = []
-            for organ in [*organs, None]:
+            for wanted in [*organs, None]:
                 per_seed = [statistics.fmean(100 * p[metric] for p in r["scores"]["per_image"]
-                                             if organ is None or (organ_of(p["name"]) or "other") == organ)
+                                             if wanted is None or organ[p["name"]] == wanted)
                             for r in mine]
                 cells.append(Cell(ours=statistics.fmean(per_seed), seeds=len(per_seed),
                                   std=statistics.stdev(per_seed) if len(per_seed) > 1 else None))
             label = strategy_label(strategy) + ("" if len(suite.fractions) == 1 else f", {fraction * 100:g} %")
             board_rows.append(Row(label, cells))
-    headers = [(f"{organ} ({counts[organ]})", False) for organ in organs] + [(f"all ({len(names)})", False)]
+    headers = [(f"{o} ({counts[o]})", False) for o in organs] + [(f"all ({len(organ)})", False)]
     caption = (f"{METRIC_NAMES[metric]} % per organ of the test images (images per organ in brackets; organ from "
                "the TCGA tissue source site in the image name): mean over seeds of each seed's mean over the "
                "organ's images ± sample std over seeds. One or two images per organ: a cell describes those "

@@ -9,7 +9,6 @@ a local mirror with its checksum."""
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from sslbench.data.io import file_sha256
 from sslbench.errors import ConfigError, DataError
 
 CATALOGUE_ENV = "SSLBENCH_DATA_CATALOGUE"
@@ -102,11 +102,6 @@ def load_catalogue(path: str | Path | None = None) -> dict[str, Source]:
     return catalogue
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 def _download(url: str, part: Path, progress: Callable[[int, int | None], None]) -> None:
     """Append ``url``'s bytes to ``part``, resuming after what it already holds (HTTP Range)."""
     done = part.stat().st_size if part.exists() else 0
@@ -157,7 +152,7 @@ def fetch(source: Source, to: Path, verify: bool = True,
         kept = f"; {part.stat().st_size:,} bytes kept in {part}, run the same command again to resume" \
             if part.exists() and part.stat().st_size else ""
         raise DataError(f"{source.name}: download failed ({'; '.join(errors)}){kept}.")
-    if verify and (digest := _sha256(part)) != source.sha256:
+    if verify and (digest := file_sha256(part)) != source.sha256:
         part.unlink()
         raise DataError(f"{source.name}: {source.file_name} has SHA-256 {digest}, expected {source.sha256}; the "
                         "download was deleted: fetch it again, or from another mirror.")

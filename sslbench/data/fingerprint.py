@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sslbench.data.detect import dataset_from_path
-from sslbench.data.io import require_folder
+from sslbench.data.io import file_sha256, require_folder
 
 
 def dataset_fingerprint(path: str | Path, format: str | None = None) -> str:
@@ -46,5 +46,4 @@ def _part_identity(part, root: str, annotation: bool) -> bytes:
 @lru_cache(maxsize=None)
 def _file_digest(path: str) -> bytes:
     """Once per file: readers whose images share one annotation file (a stack) name it in every entry."""
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").digest()
+    return bytes.fromhex(file_sha256(path))

@@ -14,6 +14,7 @@ the codec (LZW, JPEG need the optional ``imagecodecs``), Pillow decodes the firs
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import warnings
 from collections.abc import Iterator
@@ -284,6 +285,12 @@ def write_label_map(path: str | Path, labels: np.ndarray) -> Path:
 
 def count_nuclei(labels: np.ndarray | None) -> int | None:
     return None if labels is None else int(np.count_nonzero(np.unique(labels)))
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in chunks: archives can be gigabytes)."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def list_files(folder: Path, suffixes: tuple[str, ...], recursive: bool = False) -> list[Path]:

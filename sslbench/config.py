@@ -37,6 +37,8 @@ class Split(_Section):
     seed: Count
     label_fraction: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
     resample_per_seed: Flag = False
+    # draw test, train and val by whole patients (the reader's meta["patient"], e.g. --reader tnbc), never by tile
+    group_by: Literal["patient"] | None = None
 
 
 class Training(_Section):
@@ -98,6 +100,12 @@ class Engine(_Section):
     loader_workers: Count = 4
 
 
+class TransferSet(_Section):
+    """A labelled test set of another source (bench --transfer-test): scored, never chosen on."""
+    path: str
+    reader: str | None = None  # None: detected from the folder's layout
+
+
 class RunConfig(_Section):
     """What ``resolve_run_config`` composes; pretext, backbone, head and data are checked against the
     parameters of the class they name."""
@@ -111,6 +119,7 @@ class RunConfig(_Section):
     data: dict[str, Any]
     test_data: str | None = None
     unlabeled: str | None = None
+    transfer_test: dict[str, TransferSet] | None = None
     split: Split
     pretrain: Training
     finetune: Finetune
@@ -208,12 +217,16 @@ def preset_backbone(preset: str, backbone: str | None = None) -> str:
 def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None = None, head: str | None = None,
                        seed: int = 0, device: str = "auto", data: str | None = None, test_data: str | None = None,
                        unlabeled: str | None = None, overrides: list[str] | None = None,
-                       allow_synthetic: bool = False) -> Config:
+                       allow_synthetic: bool = False, reader: str | None = None,
+                       transfer_test: dict[str, dict] | None = None) -> Config:
     """One flat config for a run; ``preset`` sizes override the pretext's where it accepts them,
     then ``overrides`` ("finetune.steps=200", "pretext.weights=/path/r101.pth") override anything.
     ``backbone`` None: the preset's ``backbone``, else resnet101 (the paper's). A preset marked
-    ``real_data`` (mini, paper) refuses the synthetic default unless ``allow_synthetic``. Unknown keys
-    and bad values are refused (``validate``), naming the preset file or ``--set``."""
+    ``real_data`` (mini, paper) refuses the synthetic default unless ``allow_synthetic``. ``reader``
+    reads ``data`` with that reader instead of the detected one; ``transfer_test`` ({name: {"path",
+    "reader"}}) names extra labelled test sets. Both are left out of the config when not given, so
+    configs (and job keys) without them stay as they were. Unknown keys and bad values are refused
+    (``validate``), naming the preset file or ``--set``."""
     cfg = load_component("preset", preset)
     origin = f"preset {preset} (registry/preset/{preset}.py)"
     _check_preset(cfg, origin)
@@ -221,6 +234,8 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
     if data is None and cfg.get("real_data") and not allow_synthetic:
         raise ConfigError(f"preset {preset} is sized for real images: pass --data DIR (e.g. MoNuSeg's training "
                           "images); to run it on the built-in synthetic data anyway, add --allow-synthetic.")
+    if reader is not None and data is None:
+        raise ConfigError(f"--reader {reader} reads --data, and no --data was given; pass --data DIR or drop --reader.")
     from sslbench.models import check_head_fits, default_head
 
     backbone_cfg = component_config("backbone", backbone)
@@ -233,8 +248,9 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
         name=pretext, preset=preset, seed=seed, device=device,
         pretext=pretext_cfg,
         backbone=backbone_cfg, head=head_cfg,
-        data=dict(cfg.data) if data is None else dict(type="path", path=str(data)),
-        test_data=test_data, unlabeled=unlabeled,
+        data=dict(cfg.data) if data is None else dict(type="path", path=str(data),
+                                                      **({"reader": reader} if reader else {})),
+        test_data=test_data, unlabeled=unlabeled, **({"transfer_test": transfer_test} if transfer_test else {}),
         split=dict(cfg.split), pretrain=dict(cfg.pretrain), finetune=dict(cfg.finetune),
         evaluation=dict(cfg.evaluation),
         engine={**ENGINE_DEFAULTS, **cfg.get("engine", {})},
@@ -288,6 +304,11 @@ def validate(cfg: Config, origin: str) -> None:
     checked = _checked(RunConfig, cfg.to_dict(), origin)
     for kind in _SECTION_REGISTRY:
         _check_options(kind, cfg[kind], origin)
+    readers = {"data.reader": cfg.data.get("reader") if cfg.data.get("type") == "path" else None,
+               **{f"transfer_test.{name}.reader": entry.get("reader")
+                  for name, entry in (cfg.get("transfer_test") or {}).items()}}
+    for key, reader in readers.items():
+        _check_reader(key, reader, origin)
     for key, value in checked.model_dump(exclude_unset=True).items():
         cfg[key] = value
 
@@ -296,13 +317,21 @@ def _check_options(kind: str, section: dict, origin: str) -> None:
     """Each key of the ``kind`` section (pretext, backbone, head, data) must be a parameter of the class its
     ``type`` names; ``--data DIR`` makes a ``path`` section."""
     if kind == "data" and section.get("type") == "path":
-        options = {"path", "rescale"}  # rescale: a reader option every file reader takes
+        options = {"path", "rescale", "reader"}  # rescale: a reader option every file reader takes
     else:
         options = _component_options(registered_class(_SECTION_REGISTRY[kind], section.get("type")))
     for key in section:
         if options is not None and key != "type" and key not in options:
             raise ConfigError(f"{origin}: {kind}.{key} is not an option of {kind} {section['type']}."
                               f"{closest_hint(key, options)}")
+
+
+def _check_reader(key: str, reader: str | None, origin: str) -> None:
+    from sslbench.data.detect import FORMATS  # here: the readers load only once a config is checked
+
+    if reader is not None and reader not in FORMATS:
+        raise ConfigError(f"{origin}: {key} '{reader}' is not a reader.{closest_hint(str(reader), FORMATS)} "
+                          f"Choose one of: {', '.join(FORMATS)}.")
 
 
 def _checked(schema: type[BaseModel], values: dict, origin: str, prefix: str = "") -> BaseModel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import re
 import statistics
 from collections import Counter
@@ -162,13 +163,24 @@ def _summary(values: list[float]) -> Cell:
                 seeds=len(values))
 
 
+def column_scores(suite: Suite, row: dict) -> list[dict | None]:
+    """A transfer suite's row, per column: the scores of its in-domain test set, then of each transfer set
+    (None where its bench had no such set); each {"per_image_mean", "summed", "per_image"}."""
+    transfer = row["scores"].get("transfer", {})
+    return [row["scores"], *(transfer.get(name) for name in suite.test_sets)]
+
+
 def seed_values(suite, rows: list[dict], strategy: str, metric: str, aggregation: str) -> list[dict[int, float]]:
-    """Per table column, {seed: value %}. Fold suites end with the average over folds (seeds with every fold)."""
+    """Per table column, {seed: value %}. Fold suites end with the average over folds (seeds with every fold).
+    A transfer suite's ``rows`` must be of one training set (``training_sets``): seeds key the values."""
     mine = [r for r in rows if r["strategy"] == strategy]
 
     def values(match) -> dict[int, float]:
         return {r["seed"]: 100 * r["scores"][aggregation][metric] for r in mine if match(r)}
 
+    if suite.transfer:
+        return [{r["seed"]: 100 * scores[aggregation][metric] for r in mine
+                 if (scores := column_scores(suite, r)[i]) is not None} for i in range(len(suite.columns))]
     if not suite.folds:
         return [values(lambda r, f=f: r["fraction"] == f) for f in suite.fractions]
     per_fold = [values(lambda r, k=k: r["fold"] == k) for k in range(suite.folds)]
@@ -227,8 +239,16 @@ def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dic
 def suite_board(suite, rows: list[dict], aggregation: str, caption: str) -> Board:
     """The paper's layout: strategies × label fractions (or folds) per metric; a one-column suite
     (Tables 2, 3) puts its metrics side by side instead, and lists the paper-only reference rows."""
-    by_metric = {m: _metric_cells(suite, rows, m, aggregation) for m in suite.metrics}
     title = f"{suite.name}: {suite.description}"
+    if suite.transfer:  # a block per training set and metric; columns: in-domain, then the transfer sets
+        board_rows = []
+        for label, part in training_sets(rows):
+            for metric in suite.metrics:
+                cells = _metric_cells(suite, part, metric, aggregation)
+                board_rows.append(Row(f"{METRIC_NAMES[metric]} %, trained on {label}", heading=True))
+                board_rows += [Row(strategy_label(s), cells[s]) for s in suite.strategies]
+        return Board(title, caption, [(c, False) for c in suite.columns], board_rows)
+    by_metric = {m: _metric_cells(suite, rows, m, aggregation) for m in suite.metrics}
     if len(suite.columns) == 1:
         columns = [(f"{METRIC_NAMES[m]} % ours | paper" if m in suite.paper else f"{METRIC_NAMES[m]} %",
                     m in suite.paper) for m in suite.metrics]
@@ -249,20 +269,60 @@ def suite_board(suite, rows: list[dict], aggregation: str, caption: str) -> Boar
 
 def select_rows(suite: Suite, rows: list[dict]) -> tuple[Suite, list[dict], dict]:
     """The suite's jobs from the latest bench setup (context, its data by content wherever it lay) in the
-    store, the latest row per (strategy, fraction, fold, seed); a fold suite takes its fold count from that setup."""
+    store, the latest row per (strategy, fraction, fold, seed); a fold suite takes its fold count from that setup.
+    A transfer suite keeps the latest setup of each training set (both directions of a pair of data sets
+    share a store) and takes its test sets' names from them; other suites never read its rows."""
     mine = [r for r in rows if r["strategy"] in suite.strategies and r["fraction"] in suite.fractions
-            and (r["fold"] is None) == (not suite.folds)]
+            and (r["fold"] is None) == (not suite.folds)
+            and bool(r["context"].get("transfer_test")) == suite.transfer]
     if not mine:
         raise DataError(f"no finished {suite.name} jobs in this store; run `sslbench bench --suite {suite.name}` "
                         "with the same --out first.")
     context = mine[-1]["context"]
-    setup = setup_identity(context)
-    latest = {(r["strategy"], r["fraction"], r["fold"], r["seed"]): r for r in mine
-              if setup_identity(r["context"]) == setup}
-    return dataclasses.replace(suite, folds=context["folds"]), list(latest.values()), context
+    group = _training_key if suite.transfer else (lambda _: "")
+    setups = {group(r["context"]): setup_identity(r["context"]) for r in mine}  # the latest of each group
+    latest = {(group(r["context"]), r["strategy"], r["fraction"], r["fold"], r["seed"]): r for r in mine
+              if setup_identity(r["context"]) == setups[group(r["context"])]}
+    test_sets = dict.fromkeys(name for r in latest.values() for name in r["context"].get("transfer_test", {}))
+    return (dataclasses.replace(suite, folds=context["folds"], test_sets=tuple(test_sets)), list(latest.values()),
+            context)
+
+
+def _training_key(context: dict) -> str:
+    """The data set a bench setup trains on, by content (its path where the content is unknown)."""
+    identity = setup_identity(context)
+    return json.dumps([identity["data"], identity.get("reader")], sort_keys=True, default=str)
+
+
+def training_sets(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """A transfer suite's rows by the data set they trained on, in the order first stored, each named by its
+    folder (the built-in synthetic data: "synthetic H&E")."""
+    parts: dict[str, list[dict]] = {}
+    for row in rows:
+        parts.setdefault(_training_key(row["context"]), []).append(row)
+    return [(Path(part[-1]["context"]["data"]).name if part[-1]["context"]["data"] else "synthetic H&E", part)
+            for part in parts.values()]
 
 
 def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> str:
+    paper = "CPM, 5-fold cross-validation" if suite.folds else "MoNuSeg 2018 test set"
+    paper = f" | paper (Δ), as printed ({paper})" if suite.paper else " (the paper has no numbers for this suite)"
+    cells = (f"Aggregation: {aggregation} ({AGGREGATION_TEXT[aggregation]}). "
+             "Cells: ours mean ± sample std over seeds (Δ vs scratch: mean of the per-seed differences "
+             f"[95 % t-interval]){paper}; best of ours per column in bold, among the rows with the most seeds.")
+    if not suite.transfer:
+        return f"{setup_text(suite, rows, context)}{arithmetic_note(rows)}{labelled_subsets(rows)}. {cells}"
+    # one arithmetic sentence for the whole table (MIXED ARITHMETIC first), then each training set's setup
+    arithmetic = arithmetic_note(rows).removeprefix("; ")
+    setups = " ".join(f"Trained on {label}: {setup_text(suite, part, part[-1]['context'])}{labelled_subsets(part)}."
+                      for label, part in training_sets(rows))
+    return (f"{arithmetic[0].upper()}{arithmetic[1:]}. {setups} Columns: each training set's own test set "
+            "(in-domain), then every --transfer-test set; post-processing chosen on the training set's validation "
+            f"images, nothing on any test set. {cells}")
+
+
+def setup_text(suite: Suite, rows: list[dict], context: dict) -> str:
+    """What the rows of one bench setup trained and were tested on, for a caption."""
     data = context["data"] or "synthetic H&E (built-in)"
     counts = sorted({r["test_images"] for r in rows})
     if suite.folds:
@@ -271,21 +331,25 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
             test += " (Average: the mean over folds, as in the paper's Table 4, not over images)"
     elif context["test_data"]:
         test = f"{counts[0]} labelled images of {context['test_data']}"
+    elif rows[0]["config"]["split"].get("group_by"):
+        test = (f"{counts[0]} images of whole {rows[0]['config']['split']['group_by']}s held out of the data "
+                "(split.group_by, split.test_ratio, split.seed; train/val also drawn by them)")
     else:
         test = f"{counts[0]} images held out of the data (split.test_ratio, split.seed)"
+    if suite.transfer:
+        test = f"in-domain {test}"
+    for name, entry in context.get("transfer_test", {}).items():
+        sizes = sorted({len(r["scores"]["transfer"][name]["per_image"]) for r in rows})
+        reader = f" (reader {entry['reader']})" if entry.get("reader") else ""
+        test += f"; {name}: {'/'.join(map(str, sizes))} labelled images of {entry['path']}{reader}"
+    reader = f" (reader {context['reader']})" if context.get("reader") else ""
     extra = f"; overrides {' '.join(context['overrides'])}" if context["overrides"] else ""
     if len({r["seed"] for r in rows}) > 1:
         extra += ("; train/val split and labelled subset redrawn per seed"
                   if rows[0]["config"]["split"].get("resample_per_seed")
                   else "; one train/val split and labelled subset for every seed (std: initialisation and sampling)")
-    extra += arithmetic_note(rows) + labelled_subsets(rows)
-    paper = "CPM, 5-fold cross-validation" if suite.folds else "MoNuSeg 2018 test set"
-    paper = f" | paper (Δ), as printed ({paper})" if suite.paper else " (the paper has no numbers for this suite)"
-    return (f"Data: {data}; preset {context['preset']}; backbone {context['backbone']}; "
-            f"seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}; test: {test}{extra}. "
-            f"Aggregation: {aggregation} ({AGGREGATION_TEXT[aggregation]}). "
-            f"Cells: ours mean ± sample std over seeds (Δ vs scratch: mean of the per-seed differences [95 % t-interval]"
-            f"){paper}; best of ours per column in bold, among the rows with the most seeds.")
+    return (f"Data: {data}{reader}; preset {context['preset']}; backbone {context['backbone']}; "
+            f"seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}; test: {test}{extra}")
 
 
 def labelled_subsets(rows: list[dict]) -> str:
@@ -318,10 +382,38 @@ def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     scores worded by ``stats.describe`` (interval, verdict, power, seeds that would resolve it); over
     test images, on how many (seed, image) pairs it is better and a Student-t interval over the images of
     each image's difference averaged over seeds. Fold suites pool their folds: every held-out image is
-    one value."""
-    columns = ["all folds"] if suite.folds else list(suite.fractions)
-    scores = {(r["strategy"], "all folds" if suite.folds else r["fraction"], r["fold"], r["seed"]):
-              {p["name"]: 100 * p[metric] for p in r["scores"]["per_image"]} for r in rows}
+    one value. A transfer suite compares within each training set, per test set."""
+    board_rows = []
+    for label, part in training_sets(rows) if suite.transfer else [("", rows)]:
+        if suite.transfer:
+            board_rows.append(Row(f"trained on {label}", heading=True))
+        board_rows += _pair_rows(suite, part, metric)
+    headers = [("Folds pooled", False)] if suite.folds else [(c, False) for c in suite.columns]
+    margin = (f"equivalence claimed only within ±{suite.equivalence_margin:g} points (named in the suite file, "
+              "90 % interval inside it)" if suite.equivalence_margin else "no equivalence margin named: equivalence "
+              "is never claimed")
+    caption = (f"{METRIC_NAMES[metric]} points against scratch (same seed: same split, labels and test images). "
+               "Seeds: mean of the per-seed differences of the per-image means [95 % Student-t interval, df = seeds "
+               "− 1, sample std]; verdict; where unresolved, the power the comparison had and the seeds that would "
+               f"give 80 % power if the observed difference and spread were the truth; {margin}. Images: pairs "
+               "better / pairs, and the mean over test images of each image's seed-averaged difference [95 % "
+               "Student-t interval over the images, df = images − 1: with 14 images a percentile bootstrap covers "
+               "less than it claims, the t-interval keeps 95 % for roughly normal differences]; it shows the spread "
+               "over images, not over seeds.")
+    return Board(f"{suite.name}: against scratch, over seeds and over test images", caption, headers, board_rows)
+
+
+def _pair_rows(suite: Suite, rows: list[dict], metric: str) -> list[Row]:
+    """``image_pairs``' rows: each strategy but scratch, a cell per column."""
+    columns = ["all folds"] if suite.folds else list(suite.columns) if suite.transfer else list(suite.fractions)
+
+    def row_columns(row: dict) -> list[tuple]:
+        if suite.transfer:
+            return [(c, found) for c, found in zip(columns, column_scores(suite, row)) if found is not None]
+        return [("all folds" if suite.folds else row["fraction"], row["scores"])]
+
+    scores = {(r["strategy"], column, r["fold"], r["seed"]): {p["name"]: 100 * p[metric] for p in found["per_image"]}
+              for r in rows for column, found in row_columns(r)}
     # (strategy, column) -> {(fold, image): [difference to scratch per seed]}
     differences: dict[tuple, dict[tuple, list[float]]] = {}
     for (strategy, column, fold, seed), mine in scores.items():
@@ -349,19 +441,7 @@ def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
             cells.append(Cell(text=f"seeds: {over_seeds} | images: {sum(d > 0 for d in pairs)}/{len(pairs)} pairs "
                                    f"better, {over_images}"))
         board_rows.append(Row(strategy_label(strategy), cells))
-    headers = [("Folds pooled", False)] if suite.folds else [(c, False) for c in suite.columns]
-    margin = (f"equivalence claimed only within ±{suite.equivalence_margin:g} points (named in the suite file, "
-              "90 % interval inside it)" if suite.equivalence_margin else "no equivalence margin named: equivalence "
-              "is never claimed")
-    caption = (f"{METRIC_NAMES[metric]} points against scratch (same seed: same split, labels and test images). "
-               "Seeds: mean of the per-seed differences of the per-image means [95 % Student-t interval, df = seeds "
-               "− 1, sample std]; verdict; where unresolved, the power the comparison had and the seeds that would "
-               f"give 80 % power if the observed difference and spread were the truth; {margin}. Images: pairs "
-               "better / pairs, and the mean over test images of each image's seed-averaged difference [95 % "
-               "Student-t interval over the images, df = images − 1: with 14 images a percentile bootstrap covers "
-               "less than it claims, the t-interval keeps 95 % for roughly normal differences]; it shows the spread "
-               "over images, not over seeds.")
-    return Board(f"{suite.name}: against scratch, over seeds and over test images", caption, headers, board_rows)
+    return board_rows
 
 
 def short_names(names: set[str]) -> dict[str, str]:
@@ -381,9 +461,12 @@ def short_names(names: set[str]) -> dict[str, str]:
 
 def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     """One row per finished job: which labelled images it finetuned and validated on, its test score and
-    each test image's, and its time: what a leaderboard cell averages, for the reader who checks it."""
-    rows = sorted(rows, key=lambda r: (suite.strategies.index(r["strategy"]), -r["fraction"], r["fold"] or 0,
-                                       r["seed"]))
+    each test image's, and its time: what a leaderboard cell averages, for the reader who checks it. A
+    transfer suite's jobs come per training set, with their score on each transfer set."""
+    sections = [(label, sorted(part, key=lambda r: (suite.strategies.index(r["strategy"]), -r["fraction"],
+                                                    r["fold"] or 0, r["seed"])))
+                for label, part in (training_sets(rows) if suite.transfer else [("", rows)])]
+    rows = [row for _, part in sections for row in part]
     names = {n for r in rows for n in (*(r["train_names"] or ()), *(r["val_names"] or ()), *r["test_names"])}
     short = short_names(names)
     same_test_images = len({tuple(p["name"] for p in r["scores"]["per_image"]) for r in rows}) == 1
@@ -394,8 +477,7 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     def listed(found: list[str] | None) -> str:
         return "—" if found is None else ", ".join(short[n] for n in found)
 
-    board_rows = []
-    for row, kind in zip(rows, kinds):
+    def job_row(row: dict) -> Row:
         seed = f"{row['seed']}" if row["fold"] is None else f"{row['fold'] + 1} / {row['seed']}"
         trained = listed(row["train_names"]) if row["fraction"] < 1 or row["train_names"] is None \
             else f"{len(row['train_names'])} images"
@@ -404,13 +486,23 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
                           else ", ".join(f"{n} {v:.1f}" for n, v in per_image))
         pretrain = "reused" if row["pretrain_seconds"] is None else f"{row['pretrain_seconds']:.0f}"
         scores = row["scores"]["per_image_mean"]
-        board_rows.append(Row(strategy_label(row["strategy"]), [
+        transfer = [Cell(text="—" if found is None else f"{100 * found['per_image_mean'][metric]:.2f}")
+                    for found in column_scores(suite, row)[1:]]
+        return Row(strategy_label(row["strategy"]), [
             Cell(text=f"{row['fraction'] * 100:g} %"), Cell(text=seed), Cell(text=trained),
             Cell(text=listed(row["val_names"])), Cell(text=f"{100 * scores[metric]:.2f}"), Cell(text=per_image_text),
-            Cell(text=f"{100 * scores['dice']:.2f}"), Cell(text=f"{pretrain} / {row['finetune_seconds']:.0f}"),
-            *([Cell(text=mark[kind])] if len(mark) > 1 else [])]))
+            *transfer, Cell(text=f"{100 * scores['dice']:.2f}"),
+            Cell(text=f"{pretrain} / {row['finetune_seconds']:.0f}"),
+            *([Cell(text=mark[describe_arithmetic(row["arithmetic"])])] if len(mark) > 1 else [])])
+
+    board_rows = []
+    for label, part in sections:
+        if suite.transfer:
+            board_rows.append(Row(f"trained on {label}", heading=True))
+        board_rows += [job_row(row) for row in part]
     headers = ["Labels", "Fold / seed" if suite.folds else "Seed", "Trained on", "Validated on",
-               f"{METRIC_NAMES[metric]} %", f"{METRIC_NAMES[metric]} % per test image", "Dice %",
+               f"{METRIC_NAMES[metric]} %", f"{METRIC_NAMES[metric]} % per test image",
+               *(f"{METRIC_NAMES[metric]} % on {name}" for name in suite.test_sets), "Dice %",
                "Pretrain / finetune s", *(["Arithmetic"] if len(mark) > 1 else [])]
     computed = ("; arithmetic: " + "; ".join(f"{letter} {kind}" for kind, letter in mark.items()) if len(mark) > 1
                 else f"; every job's arithmetic: {kinds[0]}")

@@ -5,7 +5,8 @@ fraction. A job's key hashes its config, a pretraining's key is its encoder's id
 data folders' contents in place of their paths; a finished job is a row in the store under its key
 and is skipped when the same command runs again, wherever its data now lies. Jobs split
 their data exactly as ``sslbench run`` does (``pipeline.data.split_samples``: folds, ``--test-data``
-or ``split.test_ratio`` for the test set; the label fraction cuts train and val).
+or ``split.test_ratio`` for the test set; the label fraction cuts train and val). ``--transfer-test``
+sets are scored by every job and named by content in its key, never pretrained or chosen on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sslbench.data.base import Sample
 from sslbench.engine import distributed
 from sslbench.errors import ConfigError
 from sslbench.pipeline.artifact import EncoderArtifact, encoder_identity
-from sslbench.pipeline.data import DataSplit, split_samples
+from sslbench.pipeline.data import DataSplit, load_data, load_transfer, split_samples
 from sslbench.pipeline.fingerprint import (
     EXECUTION_KEYS,
     content_hash,
@@ -53,15 +54,20 @@ class BenchOptions:
     plugins: list[str] = field(default_factory=list)  # --plugin: what a launched task loads before its job
     allow_synthetic: bool = False  # --allow-synthetic: a real-data preset (mini, paper) on the synthetic default
     head: str | None = None  # --head; None: the backbone's default (resolve_run_config)
+    reader: str | None = None  # --reader: --data's reader; None: detected
+    transfer_test: dict[str, dict] = field(default_factory=dict)  # --transfer-test: {name: {"path", "reader"}}
 
     def context(self) -> dict:
         """What makes two benches comparable; the leaderboard shows one setup at a time (``setup_identity``).
         ``data_content`` records the data folders' contents: the setup is the same wherever they lie."""
         paths = {"data": self.data, "test_data": self.test_data, "unlabeled": self.unlabeled}
-        return {"preset": self.preset, "backbone": self.backbone, **paths, "data_content": data_contents(paths),
-                "folds": self.suite.folds,
+        # absent when not given: earlier rows stay comparable
+        extra = {**({"head": self.head} if self.head else {}), **({"reader": self.reader} if self.reader else {}),
+                 **({"transfer_test": self.transfer_test} if self.transfer_test else {})}
+        return {"preset": self.preset, "backbone": self.backbone, **paths,
+                "data_content": data_contents({**paths, **extra}), "folds": self.suite.folds,
                 "overrides": sorted(o for o in self.overrides if o.partition(".")[0] not in EXECUTION_KEYS),
-                **({"head": self.head} if self.head else {})}  # absent when default: earlier rows stay comparable
+                **extra}
 
 
 def setup_identity(context: dict) -> dict:
@@ -81,7 +87,8 @@ def strategy_overrides(strategy: str, overrides: list[str]) -> list[str]:
 def job_config(opts: BenchOptions, job: Job) -> Config:
     return resolve_run_config(job.strategy, preset=opts.preset, backbone=opts.backbone, head=opts.head, seed=job.seed,
                               device=opts.device, data=opts.data, test_data=opts.test_data,
-                              unlabeled=opts.unlabeled, allow_synthetic=opts.allow_synthetic,
+                              unlabeled=opts.unlabeled, allow_synthetic=opts.allow_synthetic, reader=opts.reader,
+                              transfer_test=opts.transfer_test,
                               overrides=[*strategy_overrides(job.strategy, opts.overrides),
                                          f"split.label_fraction={job.fraction}"])
 
@@ -242,5 +249,14 @@ def _state(out: Path, planned: PlannedJob, done: set[str]) -> str:
     return "pending"
 
 
-def job_split(opts: BenchOptions, cfg: Config, job: Job, data: tuple[list[Sample], list[Sample] | None]) -> DataSplit:
-    return split_samples(data[0], cfg.split, cfg.seed, data[1], job.fold, opts.suite.folds)
+BenchData = tuple[list[Sample], list[Sample] | None, dict[str, list[Sample]]]
+
+
+def bench_data(cfg: Config) -> BenchData:
+    """A bench's images, its --test-data images and its --transfer-test sets, read once for every job."""
+    samples, test = load_data(cfg)
+    return samples, test, load_transfer(cfg, samples)
+
+
+def job_split(opts: BenchOptions, cfg: Config, job: Job, data: BenchData) -> DataSplit:
+    return split_samples(data[0], cfg.split, cfg.seed, data[1], job.fold, opts.suite.folds, data[2])

@@ -21,6 +21,7 @@ from sslbench.bench.launch import LaunchOptions, local_task_threads, submit
 from sslbench.bench.plan import (
     BenchOptions,
     bench_checkpoints,
+    bench_data,
     check_strategies,
     done_keys,
     forget_earlier_work,
@@ -35,7 +36,7 @@ from sslbench.bench.tasks import finetune_job, pretrained_encoder
 from sslbench.engine import distributed
 from sslbench.engine.accel import arithmetic, describe_arithmetic
 from sslbench.errors import ConfigError
-from sslbench.pipeline.data import check_inputs, load_data
+from sslbench.pipeline.data import check_inputs
 from sslbench.pipeline.phases import acceleration, resolve_device
 
 log = logging.getLogger("sslbench")
@@ -63,6 +64,12 @@ def check_options(opts: BenchOptions) -> None:
     """What bench refuses before any work."""
     if opts.suite.folds and opts.test_data:
         raise ConfigError(f"suite {opts.suite.name} cross-validates (its folds are the test sets); drop --test-data.")
+    if opts.suite.transfer and not opts.transfer_test:
+        raise ConfigError(f"suite {opts.suite.name} scores other sources' test sets: pass --transfer-test "
+                          "NAME=PATH[,reader=READER] (e.g. --transfer-test tnbc=data/tnbc,reader=tnbc).")
+    if opts.transfer_test and not opts.suite.transfer:
+        raise ConfigError(f"--transfer-test applies to transfer suites (transfer), not {opts.suite.name}; "
+                          "run --suite transfer or drop --transfer-test.")
     check_strategies(opts)
 
 
@@ -110,7 +117,7 @@ def _run_jobs(opts: BenchOptions, console: Console | None, launch: LaunchOptions
     skipped = len(opts.suite.jobs(range(opts.seeds))) - len(plan)
     if not plan:
         return {"ran": 0, "skipped": skipped}
-    data = load_data(configs[0])
+    data = bench_data(configs[0])
     splits = [job_split(opts, cfg, p.job, data) for p, cfg in zip(plan, configs)]
     for cfg, split in zip(configs, splits):
         check_inputs(cfg, split)  # fail now, not after hours of pretraining

@@ -17,6 +17,7 @@ import sslbench
 from sslbench.bench.plan import (
     BenchOptions,
     PlannedJob,
+    bench_data,
     encoder_fingerprint,
     finetuning_checkpoints,
     job_config,
@@ -32,7 +33,7 @@ from sslbench.engine.accel import arithmetic
 from sslbench.engine.weights import atomic_write
 from sslbench.errors import ConfigError, DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
-from sslbench.pipeline.data import DataSplit, load_data
+from sslbench.pipeline.data import DataSplit
 from sslbench.pipeline.phases import acceleration, finetune_phase, predict_instances, pretrain_phase, resolve_device
 
 
@@ -108,7 +109,9 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
         "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
         "fold": job.fold, "seed": job.seed, "preset": opts.preset, "context": opts.context(),
         "config": cfg.to_dict(), **{m: scores[DEFAULT_AGGREGATION][m] for m in METRIC_COLUMNS},
-        "scores": {**scores, "postprocess": result["postprocess"]},
+        # a transfer set's scores as the test set's ({"per_image_mean", "summed", "per_image"}), by its name
+        "scores": {**scores, "postprocess": result["postprocess"], **({"transfer": result["transfer"]}
+                                                                      if result["transfer"] else {})},
         "test_images": len(split.test), "test_names": [s.name for s in split.test],
         "train_names": [s.name for s in split.train], "val_names": [s.name for s in split.val],
         "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
@@ -124,7 +127,7 @@ def _task_inputs(opts: BenchOptions, planned: PlannedJob) -> tuple[Config, DataS
         raise ConfigError(f"job {planned.job.label}: this task resolves another config than the bench command "
                           "that submitted it (another sslbench version or plugin set here?); install the same "
                           "sslbench where tasks run and re-run bench.")
-    return cfg, job_split(opts, cfg, planned.job, load_data(cfg))
+    return cfg, job_split(opts, cfg, planned.job, bench_data(cfg))
 
 
 def pretrain_task(opts: BenchOptions, planned: PlannedJob) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -11,10 +12,12 @@ import typer
 from rich.table import Table
 
 from sslbench.cli.app import app, console, json_on_stdout, print_json, warn
-from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Head, Overrides, Plugins,
-                                  Preset, SuiteName, TestData, Unlabeled, absolute)
+from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Head, Overrides, Plugins, Preset,
+                                  ReaderName, SuiteName, TestData, Unlabeled, absolute)
 from sslbench.cli.run import attach_log_file, load_plugins_for_cli
+from sslbench.data.detect import FORMATS
 from sslbench.errors import ConfigError
+from sslbench.registry import closest_hint
 
 if TYPE_CHECKING:
     from sslbench.bench.launch import LaunchOptions
@@ -46,6 +49,37 @@ def _launch_options(launcher: str, partition: str | None, time: int | None, gpus
     return launch
 
 
+TRANSFER_FORM = "NAME=PATH[,reader=READER] (e.g. tnbc=data/tnbc,reader=tnbc)"
+DataReader = Annotated[ReaderName, typer.Option(help="Reader of --data (sslbench data inspect --reader), e.g. tnbc for "
+                                                "its patient ids (--set split.group_by=patient). Default: detected.")]
+TransferTest = Annotated[list[str], typer.Option("--transfer-test", help="Transfer suites: also score every job on "
+                                                 f"this labelled set of another source, {TRANSFER_FORM}; repeat it. "
+                                                 "Nothing is chosen on it.")]
+
+
+def transfer_sets(specs: list[str]) -> dict[str, dict]:
+    """``--transfer-test`` values as {name: {"path": absolute path, "reader": reader (only if given)}}. A
+    path may hold commas: only a trailing ``,reader=NAME`` is read as the reader."""
+    sets = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        path, has_reader, reader = rest.rpartition(",reader=") if ",reader=" in rest else (rest, "", None)
+        if not sep or not name or not path:
+            raise ConfigError(f"--transfer-test expects {TRANSFER_FORM}, got '{spec}'.")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+            raise ConfigError(f"--transfer-test {name}: a set's NAME (its column) takes letters, digits, - and _, "
+                              "starting with a letter.")
+        if name in sets:
+            raise ConfigError(f"--transfer-test {name} is given twice; give each test set its own NAME.")
+        if has_reader and reader not in FORMATS:
+            raise ConfigError(f"--transfer-test {name}: unknown reader '{reader}'.{closest_hint(reader, FORMATS)} "
+                              f"Choose one of: {', '.join(FORMATS)}.")
+        if not Path(path).is_dir():
+            raise ConfigError(f"--transfer-test {name}={path}: no such folder; pass a labelled data folder.")
+        sets[name] = {"path": absolute(Path(path)), **({"reader": reader} if has_reader else {})}
+    return sets
+
+
 SLURM = "SLURM (--launcher slurm)"
 STATE_STYLES = {"done": "green", "checkpointed": "yellow", "pending": ""}
 
@@ -71,10 +105,13 @@ def show_plan(jobs: list[dict], suite: str, out: Path, as_json: bool) -> None:
 @app.command()
 def bench(
     suite: Annotated[SuiteName, typer.Option(help="table1 (label fractions), table2 (strategies), table3 (ablation), "
-                                                  "table4 (k-fold), controls, zoo (sslbench list suites).")],
+                                                  "table4 (k-fold), controls, zoo, transfer (other sources' "
+                                                  "test sets) (sslbench list suites).")],
     preset: Preset = "smoke",
     data: Data = None,
+    reader: DataReader = None,
     test_data: TestData = None,
+    transfer_test: TransferTest = [],  # noqa: B006
     unlabeled: Unlabeled = None,
     allow_synthetic: AllowSynthetic = False,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..N-1 per job; the leaderboard shows mean ± std.")] = 1,
@@ -132,7 +169,8 @@ def bench(
                            seeds, absolute(data), absolute(test_data), absolute(unlabeled),
                            [*set_, *(["engine.compile=True"] if compile_ else []),
                             *(["split.resample_per_seed=True"] if resample_splits else [])], force,
-                           [_plugin_for_tasks(p) for p in plugin], allow_synthetic, head)
+                           [_plugin_for_tasks(p) for p in plugin], allow_synthetic, head, reader,
+                           transfer_sets(transfer_test))
     if dry_run:
         show_plan(suite_plan(options, warn), suite, out, as_json)
         return

@@ -11,12 +11,14 @@ import typer
 
 from sslbench.cli.app import warn
 from sslbench.config import available
+from sslbench.data.detect import FORMATS
 from sslbench.errors import ConfigError
 from sslbench.eval.metrics import AGGREGATION_MODES
 
 PresetName = Literal[tuple(available("preset"))]
 SuiteName = Literal[tuple(available("suite"))]
 AggregationMode = Literal[AGGREGATION_MODES]
+ReaderName = Literal[FORMATS]
 
 Preset = Annotated[PresetName, typer.Option(help="Sizes and schedules: smoke (CPU, synthetic demo), cpu (real data, "
                                                  "2-core CPU), mini (one GPU), paper.")]

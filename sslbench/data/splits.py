@@ -1,9 +1,9 @@
-"""Deterministic splits: 80:20 train/val (paper), nested label fractions, k folds."""
+"""Deterministic splits: 80:20 train/val (paper), by image or by patient, nested label fractions, k folds."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -15,9 +15,18 @@ def _shuffled(names: Sequence[str], seed: int) -> list[str]:
     return [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
 
 
-def train_val_split(names: Sequence[str], val_ratio: float = 0.2,
-                    seed: int = 0) -> tuple[list[str], list[str]]:
-    """Names split into (train, val); val has round(val_ratio * n) names, at least 1 when n >= 2."""
+def train_val_split(names: Sequence[str], val_ratio: float = 0.2, seed: int = 0,
+                    groups: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """Names split into (train, val); val has round(val_ratio * n) names, at least 1 when n >= 2.
+
+    With ``groups`` (name -> group, e.g. its patient) whole groups are drawn instead: n counts groups,
+    and every name of a group lands in the part its group does (tiles of one patient never in both)."""
+    if groups is not None:
+        members: dict[str, list[str]] = {}
+        for name in names:
+            members.setdefault(groups[name], []).append(name)
+        kept, held = train_val_split(list(members), val_ratio, seed)
+        return sorted(n for g in kept for n in members[g]), sorted(n for g in held for n in members[g])
     if not 0 <= val_ratio < 1:
         raise ValueError(f"val_ratio must be in [0, 1), got {val_ratio}.")
     shuffled = _shuffled(names, seed)

@@ -172,7 +172,9 @@ def pretrain_phase(cfg: Config, split: DataSplit, device: torch.device, encoder:
 
 def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: torch.device,
                    checkpoints: Checkpoints) -> dict:
-    """Finetune ResUNet from ``encoder_state`` with a fresh decoder and score the test images.
+    """Finetune ResUNet from ``encoder_state`` with a fresh decoder and score the test images, and each
+    transfer set (``split.transfer``) as they are: with the post-processing chosen on the validation
+    images, nothing chosen on a test set.
 
     Training state is checkpointed in ``checkpoints`` and resumed from on a re-run; the checkpoint
     goes once the test scores exist.
@@ -190,11 +192,16 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
                                            ev.get("flips", False), inference())
         postprocess = {"chosen_on": "validation", "val_aji_per_image_mean": val_aji, "values": chosen}
         log.info("post-processing chosen on validation: %s (per-image-mean AJI %.4f)", chosen, val_aji)
-    scores = evaluate(model, split.test, device, ev["min_area"], ev["tile"], ev["overlap"], "test",
-                      ev.get("flips", False), postprocess.get("values"), inference())
+
+    def score(samples: list[Sample], description: str) -> dict:
+        return evaluate(model, samples, device, ev["min_area"], ev["tile"], ev["overlap"], description,
+                        ev.get("flips", False), postprocess.get("values"), inference())
+
+    scores = score(split.test, "test")
+    transfer = {name: score(samples, f"test {name}") for name, samples in split.transfer.items()}
     checkpoints.finish("finetune")
-    return {"model": model, "test": scores, "validation": validations, "postprocess": postprocess,
-            "history": history, "seconds": seconds,
+    return {"model": model, "test": scores, "transfer": transfer, "validation": validations,
+            "postprocess": postprocess, "history": history, "seconds": seconds,
             "images": {k: [s.name for s in getattr(split, k)] for k in ("train", "val", "test")}}
 
 

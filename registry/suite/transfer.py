@@ -1,0 +1,16 @@
+description = "Transfer: pretrain and finetune on --data, score on its own test set and on other sources' test sets"
+# scratch, the paper's task, and the zoo's pick: SimCLR. The only zoo store (docs/store/cpu, the earlier
+# 13-image protocol, 3 seeds) singles out no pretext: every 100 % mean lies within 1.6 AJI points of the
+# others and no difference to scratch is resolved; SimCLR has the best 10 % mean (45.1) and is the most
+# used contrastive baseline. The ViT-native method (dino) joins once registry/pretext/dino.py exists.
+strategies = ["scratch", "instance_aware", "simclr"]
+fractions = [1.0]
+metrics = ["aji", "dice"]
+# Every job also scores each --transfer-test NAME=PATH set: one column per test set beside the in-domain
+# one (--test-data, or the part of --data held out). Post-processing is chosen on --data's validation
+# images only; nothing is chosen on any test set.
+transfer = True
+# Named on 2026-12-06, before any row on the official split: two strategies are called equivalent only
+# if the 90 % interval of their paired difference lies within ±2 AJI points (under half the paper's
+# 4-5 point gains; a change of arithmetic alone moves a job 0.7-3 points)
+equivalence_margin = 2.0

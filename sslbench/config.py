@@ -236,13 +236,16 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
                           "images); to run it on the built-in synthetic data anyway, add --allow-synthetic.")
     if reader is not None and data is None:
         raise ConfigError(f"--reader {reader} reads --data, and no --data was given; pass --data DIR or drop --reader.")
-    from sslbench.models import check_head_fits, default_head
+    from sslbench.models import check_head_fits, default_head, is_token_backbone
 
     backbone_cfg = component_config("backbone", backbone)
     head_cfg = component_config("head", head or default_head(backbone_cfg))
     check_head_fits(backbone_cfg, head_cfg)
     pretext_cfg = component_config("pretext", pretext)
     cls = registered_class(PRETEXTS, pretext_cfg.get("type"))
+    if is_token_backbone(backbone_cfg) and getattr(cls, "vit_refusal", None):
+        raise ConfigError(f"pretext {pretext} cannot pretrain backbone {backbone} (a ViT): {cls.vit_refusal}; "
+                          f"use a CNN backbone (e.g. resnet34), or --skip {pretext} in a bench.")
     pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))
     merged = dict(
         name=pretext, preset=preset, seed=seed, device=device,

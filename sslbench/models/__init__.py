@@ -12,14 +12,19 @@ from sslbench.registry import BACKBONES, HEADS, build
 _TOKEN_BACKBONES = ("TimmViT",)
 
 
+def is_token_backbone(backbone_cfg: dict) -> bool:
+    """A ViT: its features are one token grid at the patch stride, not a pyramid."""
+    return backbone_cfg.get("type") in _TOKEN_BACKBONES
+
+
 def default_head(backbone_cfg: dict) -> str:
     """The head a backbone gets unless one is named: unetr for a ViT, else the paper's unet."""
-    return "unetr" if backbone_cfg.get("type") in _TOKEN_BACKBONES else "unet"
+    return "unetr" if is_token_backbone(backbone_cfg) else "unet"
 
 
 def check_head_fits(backbone_cfg: dict, head_cfg: dict) -> None:
     """Refuse, before any work, a built-in head that cannot decode the backbone's features."""
-    vit = backbone_cfg.get("type") in _TOKEN_BACKBONES
+    vit = is_token_backbone(backbone_cfg)
     name = backbone_cfg.get("name", backbone_cfg.get("type"))
     if head_cfg.get("type") == "Unet" and vit:
         raise ConfigError(f"head unet cannot decode backbone {name} (a ViT: one stride, no feature pyramid); "

@@ -42,6 +42,9 @@ class Pretext(nn.Module):
     pretrains = True
     #: smallest source image side the sampler can work with (the runner checks it up front)
     min_image_size = 0
+    #: why this task cannot pretrain a ViT (features: one token grid at the patch stride), or None;
+    #: the config check refuses such a pair before any work
+    vit_refusal: str | None = None
 
     def __init__(self, encoder_channels: Sequence[int]):
         super().__init__()

@@ -12,6 +12,10 @@ Decoder (lighter than a U-Net, so the encoder does the work): the encoder's four
 (strides 4–32 on a ResNet) each go through a 1×1 conv to ``decoder_channels``, are upsampled to the
 shallowest one's size and summed (an FPN-style merge, so every stage gets gradient); ReLU, 3×3 conv
 to 2 channels, sigmoid, bilinear upsampling to the crop size.
+
+Not on a ViT (a one-line error before any work): all its maps are at the patch stride, 16, so the colour
+would be predicted on a 16-px grid: on 256² MoNuSeg crops, block means upsampled as the decoder does leave
+45 % of the held-out channels' variance unexplained, against 8 % on a ResNet's stride-4 grid.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ _DECODER_STAGES = 4
 @PRETEXTS.register_module()
 class ColorMe(Pretext):
     """Colourisation (one RGB channel in, the other two predicted): Li, Chen, Zheng 2020."""
+
+    vit_refusal = ("its decoder predicts colour at the feature maps' stride, on a ViT the patch side of 14-16 px "
+                   "(4 px on a ResNet), where about 45 % of the target's variance is out of reach")
 
     def __init__(self, encoder_channels: Sequence[int], crop: int = 768, channel: int = 0,
                  decoder_channels: int = 64):

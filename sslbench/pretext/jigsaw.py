@@ -22,6 +22,8 @@ Departures from Noroozi & Favaro (listed in docs/deviations.md):
 * Max-min instead of average Hamming distance (above).
 * The shared encoder is the segmentation ResNet, not their AlexNet-style context-free network, and
   the tile size follows ``crop`` (their 64² tiles in 75² cells of a 225² crop).
+* On a ViT the tile is cut down to whole patches (jitter grows), since timm would pad a partial
+  patch: the smoke preset's 36² tiles would be padded to 3×3 patches of 16 (44 % padding); cut, 2×2.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslbench.errors import ConfigError
 from sslbench.pretext.base import Pretext, global_pool, normalize, random_crops
 from sslbench.registry import PRETEXTS
 
@@ -82,6 +85,14 @@ class Jigsaw(Pretext):
         self.fc6 = nn.Sequential(nn.Linear(self.encoder_channels[-1], embed_dim), nn.ReLU(inplace=True))
         self.classifier = nn.Sequential(nn.Linear(TILES * embed_dim, hidden_dim), nn.ReLU(inplace=True),
                                         nn.Linear(hidden_dim, num_permutations))
+
+    def init_encoder(self, encoder):
+        patch = getattr(encoder, "patch_size", None)  # a ViT's; convolutions take any tile
+        if patch:
+            if self.cell < patch:
+                raise ConfigError(f"jigsaw's cells (pretext.crop // 3 = {self.cell} px) are smaller than the "
+                                  f"backbone's {patch}-px patches: set pretext.crop to at least {GRID * patch}.")
+            self.tile = max(patch, self.tile // patch * patch)
 
     def sample(self, images, batch_size, generator):
         crops, boxes = random_crops(images, batch_size, self.crop, generator)

@@ -145,7 +145,8 @@ def test_barlow_twins_loss_is_the_papers_formula():
 
 
 # a projector of the configured width (8192 for Barlow Twins: 138M weights) adds nothing here
-SMALL_HEADS = {"barlow_twins": ["pretext.dim=256"], "byol": ["pretext.hidden_dim=256"]}
+SMALL_HEADS = {"barlow_twins": ["pretext.dim=256"], "byol": ["pretext.hidden_dim=256"],
+               "dino": ["pretext.hidden_dim=256", "pretext.prototypes=256"]}
 
 
 @pytest.mark.parametrize("name", [n for n in component_names("pretext") if n not in ("scratch", "imagenet")])
@@ -216,9 +217,9 @@ def test_imagenet_refuses_pickled_code(tmp_path):
 def test_every_zoo_task_has_a_described_config():
     names = component_names("pretext")
     for name in ("jigsaw", "rotnet", "colorme", "imagenet", "instance_aware", "instance_aware_st",
-                 "instance_aware_cr", "scratch", "simclr", "moco_v2", "byol", "barlow_twins"):
+                 "instance_aware_cr", "scratch", "simclr", "moco_v2", "byol", "barlow_twins", "dino"):
         assert names[name], name
-    for name in ("jigsaw", "rotnet", "colorme", "simclr", "moco_v2", "byol", "barlow_twins"):
+    for name in ("jigsaw", "rotnet", "colorme", "simclr", "moco_v2", "byol", "barlow_twins", "dino"):
         assert resolve_run_config(name, preset="smoke").pretext["crop"] == 128  # the preset scales crop
 
 
@@ -229,7 +230,7 @@ TINY = ["--preset", "smoke", *tiny_args({"data.size": 128, "pretrain.batch_size"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["rotnet", "jigsaw", "colorme", "imagenet", "simclr", "moco_v2", "byol",
-                                  "barlow_twins"])
+                                  "barlow_twins", "dino"])
 def test_sslbench_run_each_task(tmp_path, name):
     extra = ["--set", "pretext.crop=64", *(arg for setting in SMALL_HEADS.get(name, []) for arg in ("--set", setting))]
     if name == "imagenet":

@@ -1,4 +1,4 @@
-"""The joint-embedding pretexts (SimCLR, MoCo v2, BYOL, Barlow Twins): their views, their losses against
+"""The joint-embedding pretexts (SimCLR, MoCo v2, BYOL, Barlow Twins, DINO): their views, their losses against
 the papers' formulas written out naively, momentum copies, the loop's after_step hook, and the
 batch-wide losses under torchrun equal to one process's."""
 
@@ -25,6 +25,7 @@ from sslbench.pipeline.phases import pretrain, seed_everything
 from sslbench.pretext.barlow_twins import barlow_twins_loss
 from sslbench.pretext.base import random_crops
 from sslbench.pretext.byol import BYOL, regression_loss
+from sslbench.pretext.dino import DINO, DINOHead, dino_loss
 from sslbench.pretext.moco_v2 import MoCoV2, info_nce
 from sslbench.pretext.simclr import nt_xent
 from sslbench.pretext.views import ViewSettings, gaussian_blur, random_views
@@ -130,6 +131,54 @@ def test_barlow_twins_loss_is_zbontars_equation_1():
     assert barlow_twins_loss(z1, z1, lambd).item() < 0.1 * expected  # identical views: C near identity
 
 
+def softmax(values, temperature) -> list[float]:
+    top = max(values)
+    exps = [math.exp((v - top) / temperature) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def test_dino_loss_is_carons_cross_entropy_of_the_centred_sharpened_teacher_on_the_other_view():
+    student, teacher = torch.randn(4, 3, generator=generator(1)), torch.randn(4, 3, generator=generator(2))
+    center, tau_s, tau_t, n = [0.3, -0.2, 0.1], 0.1, 0.04, 2  # views of crop i at rows i and n + i
+    terms = []
+    for i in range(2 * n):
+        other = (i + n) % (2 * n)  # the teacher's row i is the target of the student's other view
+        target = softmax([float(t) - c for t, c in zip(teacher[i], center)], tau_t)
+        prediction = softmax([float(s) for s in student[other]], tau_s)
+        terms.append(-sum(p * math.log(q) for p, q in zip(target, prediction)))
+    loss = dino_loss(student, teacher, torch.tensor(center), tau_s, tau_t)
+    assert loss.item() == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+
+
+def test_dino_center_follows_every_teacher_output_with_momentum_0_9():
+    dino = DINO((3, 8), crop=16, hidden_dim=8, bottleneck_dim=4, prototypes=3)
+    first, second = torch.randn(4, 3, generator=generator(1)), torch.randn(6, 3, generator=generator(2))
+    dino.update_center(first)
+    dino.update_center(second)
+    torch.testing.assert_close(dino.center, 0.9 * 0.1 * first.mean(0) + 0.1 * second.mean(0))
+
+
+def test_dino_prototypes_are_unit_rows_so_scores_are_cosines():
+    head = DINOHead(5, 16, 4, 7)
+    x = torch.randn(3, 5, generator=generator())
+    scores = head(x)
+    with torch.no_grad():
+        head.prototypes.mul_(torch.arange(1.0, 8.0)[:, None])  # weight norm: a prototype's length is no parameter
+    torch.testing.assert_close(head(x), scores)
+    assert scores.abs().max() <= 1
+
+
+def test_dino_teacher_temperature_warms_up_over_30_percent_of_the_steps_then_stays():
+    dino = DINO((3, 8), crop=16, hidden_dim=8, bottleneck_dim=4, prototypes=3)
+    encoder = torch.nn.Linear(3, 8)
+    dino.init_encoder(encoder)
+    temperatures = [float(dino.teacher_temperature())]
+    for step in range(1, 11):
+        dino.after_step(encoder, step, 10)
+        temperatures.append(float(dino.teacher_temperature()))
+    assert temperatures == pytest.approx([0.04, 0.05, 0.06, 0.07, *[0.07] * 7])
+
+
 def test_the_queue_is_a_ring_of_the_newest_keys():
     moco = MoCoV2((3, 8), crop=16, dim=6, queue=5)
     keys = torch.randn(7, 6, generator=generator())
@@ -156,6 +205,22 @@ def test_momentum_update_moves_the_target_one_step_of_one_minus_m():
     assert all(not p.requires_grad for p in [*byol.target_encoder.parameters(), *byol.target_projector.parameters()])
 
 
+def test_dino_trains_the_student_alone_and_its_teacher_follows_on_byols_schedule(images):
+    encoder = build_encoder(RESNET18)
+    dino = DINO(encoder.out_channels, crop=32, hidden_dim=16, bottleneck_dim=8, prototypes=12)
+    dino.init_encoder(encoder)
+    dino(encoder, dino.sample(images, 2, generator()))["loss"].backward()
+    teacher = [*dino.target_encoder.parameters(), *dino.target_projector.parameters()]
+    assert all(p.grad is None and not p.requires_grad for p in teacher)
+    assert all(p.grad is not None for p in [*encoder.parameters(), *dino.projector.parameters()])
+    before = dino.target_projector.prototypes.clone()
+    with torch.no_grad():
+        dino.projector.prototypes.add_(1.0)
+    dino.after_step(encoder, 0, 10)
+    torch.testing.assert_close(dino.target_projector.prototypes, before + 0.004 * 1.0)
+    assert dino.momentum(0, 10) == pytest.approx(0.996) and dino.momentum(10, 10) == 1.0
+
+
 def test_after_step_runs_once_per_taken_optimizer_step():
     weight = torch.nn.Parameter(torch.ones(1))
     losses = iter([1.0, float("nan"), 1.0, 1.0])
@@ -166,7 +231,7 @@ def test_after_step_runs_once_per_taken_optimizer_step():
     assert calls == [1, 3, 4]  # step 2's loss was NaN: skipped, so no momentum update either
 
 
-@pytest.mark.parametrize("name", ["moco_v2", "byol"])
+@pytest.mark.parametrize("name", ["moco_v2", "byol", "dino"])
 def test_pretraining_trains_the_online_encoder_and_keeps_the_momentum_copy_in_the_pretext(name):
     cfg = resolve_run_config(name, preset="smoke", backbone="resnet18",
                              overrides=["pretrain.steps=2", "pretrain.batch_size=2", "pretext.crop=32"])
@@ -187,9 +252,15 @@ class Interrupted(Exception):
     """Stands in for a kill between two steps."""
 
 
-def moco_pretraining(path, seed=0, stop_after=None):
-    cfg = resolve_run_config("moco_v2", preset="smoke", backbone="resnet18", seed=seed, overrides=[
-        "pretrain.steps=4", "pretrain.batch_size=2", "pretrain.log_every=1", "pretext.crop=32", "pretext.queue=6"])
+#: the state each momentum pretext keeps beside its target, and small sizes for it
+MOMENTUM_STATE = {"moco_v2": ({"queue", "queue_next"}, ["pretext.queue=6"]),
+                  "dino": ({"center", "progress"}, ["pretext.hidden_dim=32", "pretext.prototypes=16"])}
+
+
+def momentum_pretraining(name, path, seed=0, stop_after=None):
+    cfg = resolve_run_config(name, preset="smoke", backbone="resnet18", seed=seed, overrides=[
+        "pretrain.steps=4", "pretrain.batch_size=2", "pretrain.log_every=1", "pretext.crop=32",
+        *MOMENTUM_STATE[name][1]])
     generator = seed_everything(seed)
     encoder = build_encoder(cfg.backbone)
 
@@ -202,13 +273,14 @@ def moco_pretraining(path, seed=0, stop_after=None):
     return history, {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()}, **pretext.state_dict()}
 
 
-def test_a_resumed_momentum_pretraining_continues_its_target_and_queue_exactly(tmp_path):
-    expected_history, expected = moco_pretraining(tmp_path / "a.safetensors")
+@pytest.mark.parametrize("name", sorted(MOMENTUM_STATE))
+def test_a_resumed_momentum_pretraining_continues_its_target_and_state_exactly(tmp_path, name):
+    expected_history, expected = momentum_pretraining(name, tmp_path / "a.safetensors")
     with pytest.raises(Interrupted):
-        moco_pretraining(tmp_path / "b.safetensors", stop_after=3)  # step 2 was checkpointed
-    history, state = moco_pretraining(tmp_path / "b.safetensors", seed=99)  # other init: the checkpoint wins
+        momentum_pretraining(name, tmp_path / "b.safetensors", stop_after=3)  # step 2 was checkpointed
+    history, state = momentum_pretraining(name, tmp_path / "b.safetensors", seed=99)  # the checkpoint wins
     assert history == expected_history
-    assert {"queue", "queue_next", "target_encoder.conv1.weight"} <= state.keys()
+    assert {*MOMENTUM_STATE[name][0], "target_encoder.conv1.weight"} <= state.keys()
     for key, value in expected.items():
         assert torch.equal(state[key], value), key
 
@@ -248,3 +320,8 @@ def test_batch_wide_losses_under_torchrun_equal_one_process_on_the_whole_batch(t
     for seen in ranks:  # every rank queued everyone's keys, in rank order: one process's queue
         np.testing.assert_allclose(np.array(seen["queue"])[:8], keys.numpy(), rtol=1e-6)
         assert seen["queue_next"] == 8
+
+    dino = DINO((3, 8), crop=16, hidden_dim=8, bottleneck_dim=4, prototypes=first.shape[1])
+    dino.update_center(torch.cat([first, second]))
+    for seen in ranks:  # every rank's center moved by the mean of all ranks' teacher outputs
+        np.testing.assert_allclose(seen["dino_center"], dino.center.numpy(), rtol=1e-6)

@@ -11,7 +11,6 @@ code (BatchNorm statistics per view).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -41,9 +40,6 @@ class BYOL(MomentumPretext):
         self.projector = mlp([self.width, hidden_dim, dim])
         self.predictor = mlp([dim, hidden_dim, dim])
         self.target_projector = momentum_copy(self.projector)
-
-    def momentum(self, step, steps):
-        return 1 - (1 - self.base_momentum) * (math.cos(math.pi * step / steps) + 1) / 2
 
     def forward(self, encoder, batch):
         views = batch["views"].chunk(2)

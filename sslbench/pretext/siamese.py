@@ -13,7 +13,9 @@ of its own rows; DDP then averages, so a step equals one process's on the whole 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import functools
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -37,14 +39,15 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(dist_nn.all_gather(x)) if multi_process() else x
 
 
-def mlp(sizes: Sequence[int], batch_norm: bool = True, bias: bool = True) -> nn.Sequential:
-    """Linear layers through ``sizes``; each hidden one followed by BatchNorm (if asked) and ReLU."""
+def mlp(sizes: Sequence[int], batch_norm: bool = True, bias: bool = True,
+        activation: Callable[[], nn.Module] = functools.partial(nn.ReLU, inplace=True)) -> nn.Sequential:
+    """Linear layers through ``sizes``; each hidden one followed by BatchNorm (if asked) and ``activation``."""
     layers: list[nn.Module] = []
     for i, (width_in, width_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(width_in, width_out, bias=bias))
         if i < len(sizes) - 2:
             layers += [nn.BatchNorm1d(width_out)] if batch_norm else []
-            layers.append(nn.ReLU(inplace=True))
+            layers.append(activation())
     return nn.Sequential(*layers)
 
 
@@ -85,7 +88,10 @@ class TwoViewPretext(Pretext):
 
 class MomentumPretext(TwoViewPretext):
     """A two-view pretext whose targets come from a momentum copy of the encoder and projector
-    (MoCo's key encoder, BYOL's target network), made from the online encoder in ``init_encoder``."""
+    (MoCo's key encoder, BYOL's target network, DINO's teacher), made from the online encoder in
+    ``init_encoder``. Subclasses set ``base_momentum``."""
+
+    base_momentum: float
 
     def init_encoder(self, encoder):
         self.target_encoder = momentum_copy(encoder)
@@ -98,7 +104,9 @@ class MomentumPretext(TwoViewPretext):
             return self.target_projector(self.features(self.target_encoder, views))
 
     def momentum(self, step: int, steps: int) -> float:
-        raise NotImplementedError
+        """BYOL's schedule, which DINO uses too: τ = 1 − (1 − τ_base)(cos(πk/K) + 1)/2, from τ_base at
+        step k = 0 to 1 at the last step K."""
+        return 1 - (1 - self.base_momentum) * (math.cos(math.pi * step / steps) + 1) / 2
 
     def after_step(self, encoder, step, steps):
         momentum = self.momentum(step, steps)

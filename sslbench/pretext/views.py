@@ -1,4 +1,5 @@
-"""Two random views of a crop, shared by the joint-embedding pretexts (SimCLR, MoCo v2, BYOL, Barlow Twins).
+"""Two random views of a crop, shared by the joint-embedding pretexts (SimCLR, MoCo v2, BYOL, Barlow
+Twins, DINO).
 
 One view of a ``crop``² crop, output at the same size:
 * a random resized crop: area fraction in ``scale`` (MoCo v2's (0.2, 1)), aspect ratio in ``ratio``;

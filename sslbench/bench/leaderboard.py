@@ -317,8 +317,8 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
     setups = " ".join(f"Trained on {label}: {setup_text(suite, part, part[-1]['context'])}{labelled_subsets(part)}."
                       for label, part in training_sets(rows))
     return (f"{arithmetic[0].upper()}{arithmetic[1:]}. {setups} Columns: each training set's own test set "
-            "(in-domain), then every --transfer-test set; post-processing chosen on the training set's validation "
-            f"images, nothing on any test set. {cells}")
+            "(in-domain), then every --transfer-test set; post-processing values (where the preset has a grid) chosen "
+            f"on the training set's validation images, nothing on any test set. {cells}")
 
 
 def setup_text(suite: Suite, rows: list[dict], context: dict) -> str:

@@ -43,6 +43,9 @@ def leaderboard(
 
     if as_json and format != "rich":
         raise ConfigError(f"--json and --format {format} both choose the output; pass one.")
+    if organs and load_suite(suite).transfer:  # its rows mix training sets and test sets of other organs
+        raise ConfigError(f"--organs reads the MoNuSeg organs of one test set; suite {suite} scores several, per "
+                          "training set: drop --organs (--runs lists each job's score on every set).")
     out = renamed("--store", store, "--out", out, Path("bench"))
     merge_results(out, warn)
     board = suite_leaderboard(out, load_suite(suite), aggregation)

@@ -204,13 +204,13 @@ def test_bench_transfer_scores_both_directions_into_one_store_and_chooses_nothin
                                                for i, s in enumerate(tiles)])  # 5 patients, 2 tiles each
     out = tmp_path / "bench"
     tune = ["--set", "evaluation.tune.min_area=(4, 30)"]  # a post-processing choice for the jobs to make
-    forward = ["bench", "--suite", "transfer", "--skip", "simclr", "--skip", "dino", "--out", str(out), "--test-data", str(test_data),
-               "--transfer-test", f"other={other},reader=folder", "--seeds", "2", *tune, *tiny_args()]
+    suite = ["bench", "--suite", "transfer", "--skip", "simclr", "--skip", "dino", "--out", str(out), *tune]
+    forward = [*suite, "--test-data", str(test_data), "--transfer-test", f"other={other},reader=folder", "--seeds", "2",
+               *tiny_args()]
     result = CliRunner().invoke(app, forward)
     assert result.exit_code == 0, result.output
-    reverse = ["bench", "--suite", "transfer", "--skip", "simclr", "--skip", "dino", "--out", str(out), "--data", str(tnbc),
-               "--reader", "tnbc", "--set", "split.group_by=patient", "--set", "split.test_ratio=0.25",
-               "--transfer-test", f"synthetic={test_data}", "--resample-splits", *tune,
+    reverse = [*suite, "--data", str(tnbc), "--reader", "tnbc", "--set", "split.group_by=patient", "--set",
+               "split.test_ratio=0.25", "--transfer-test", f"synthetic={test_data}", "--resample-splits",
                *tiny_args({"data.num_images": None, "data.size": None})]
     result = CliRunner().invoke(app, reverse)
     assert result.exit_code == 0, result.output

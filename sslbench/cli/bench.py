@@ -52,9 +52,9 @@ def _launch_options(launcher: str, partition: str | None, time: int | None, gpus
 TRANSFER_FORM = "NAME=PATH[,reader=READER] (e.g. tnbc=data/tnbc,reader=tnbc)"
 DataReader = Annotated[ReaderName, typer.Option(help="Reader of --data (sslbench data inspect --reader), e.g. tnbc for "
                                                 "its patient ids (--set split.group_by=patient). Default: detected.")]
-TransferTest = Annotated[list[str], typer.Option("--transfer-test", help="Transfer suites: also score every job on "
-                                                 f"this labelled set of another source, {TRANSFER_FORM}; repeat it. "
-                                                 "Nothing is chosen on it.")]
+TransferTest = Annotated[list[str], typer.Option("--transfer-test", metavar="NAME=PATH", help="Transfer suites: also "
+                                                 f"score every job on this labelled set of another source, "
+                                                 f"{TRANSFER_FORM}; repeat it. Nothing is chosen on it.")]
 
 
 def transfer_sets(specs: list[str]) -> dict[str, dict]:

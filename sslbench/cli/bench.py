@@ -53,7 +53,7 @@ TRANSFER_FORM = "NAME=PATH[,reader=READER] (e.g. tnbc=data/tnbc,reader=tnbc)"
 DataReader = Annotated[ReaderName, typer.Option(help="Reader of --data (sslbench data inspect --reader), e.g. tnbc for "
                                                 "its patient ids (--set split.group_by=patient). Default: detected.")]
 TransferTest = Annotated[list[str], typer.Option("--transfer-test", metavar="NAME=PATH", help="Transfer suites: also "
-                                                 f"score every job on this labelled set of another source, "
+                                                 "score every job on this labelled set of another source, "
                                                  f"{TRANSFER_FORM}; repeat it. Nothing is chosen on it.")]
 
 

@@ -1,5 +1,3 @@
-description = "Encoder initialised from a local pretrained weights file (--set pretext.weights=PATH)"
+_base_ = "./weights.py"
+# The paper's name for the same strategy (Tables 1 and 2), kept for its suites and for earlier commands
 label = "ImageNet Pre-trained"
-# A torchvision/timm/Hugging Face state dict of --backbone (.pth, .bin, .safetensors or a hub cache
-# folder; sslbench.pretext.imagenet); never downloaded.
-pretext = dict(type="ImageNet", weights=None)

@@ -22,7 +22,7 @@ from rich.table import Table
 from sslbench.bench.stats import describe, t_interval
 from sslbench.bench.plan import setup_identity
 from sslbench.bench.store import Store
-from sslbench.bench.suites import Suite
+from sslbench.bench.suites import Suite, protocol_of
 from sslbench.config import available, load_component
 from sslbench.engine.accel import describe_arithmetic
 from sslbench.engine.weights import atomic_write
@@ -182,7 +182,7 @@ def seed_values(suite, rows: list[dict], strategy: str, metric: str, aggregation
         return [{r["seed"]: 100 * scores[aggregation][metric] for r in mine
                  if (scores := column_scores(suite, r)[i]) is not None} for i in range(len(suite.columns))]
     if not suite.folds:
-        return [values(lambda r, f=f: r["fraction"] == f) for f in suite.fractions]
+        return [values(lambda r, i=i: suite.in_column(r, i)) for i in range(len(suite.columns))]
     per_fold = [values(lambda r, k=k: r["fold"] == k) for k in range(suite.folds)]
     complete = set.intersection(*(set(v) for v in per_fold))
     return per_fold + [{seed: statistics.fmean(v[seed] for v in per_fold) for seed in complete}]
@@ -236,6 +236,32 @@ def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dic
     return cells
 
 
+def _cost(rows: list[dict], phase: str) -> str | None:
+    """Median seconds per step and largest peak memory of ``phase`` over ``rows``; None if none recorded them."""
+    found = [r["resources"][phase] for r in rows if (r.get("resources") or {}).get(phase)]
+    steps = [f["step_seconds"] for f in found if f["step_seconds"] is not None]
+    if not steps:
+        return None
+    return f"{statistics.median(steps):.3g} s · {max(f['peak_memory_bytes'] for f in found) / 2 ** 30:.2f} GiB"
+
+
+def cost_cells(suite: Suite, rows: list[dict], strategy: str) -> list[Cell]:
+    """Per column of a suite without folds, the strategy's finetuning cost, its pretraining's in brackets."""
+    cells = []
+    for column in range(len(suite.columns)):
+        mine = [r for r in rows if r["strategy"] == strategy and suite.in_column(r, column)]
+        finetune, pretrain = _cost(mine, "finetune"), _cost(mine, "pretrain")
+        cells.append(Cell(text="—" if finetune is None else finetune + ("" if pretrain is None else
+                                                                         f" (pretraining {pretrain})")))
+    return cells
+
+
+COST_TITLE = "Seconds per step (median) · peak memory"
+COST_TEXT = (f"{COST_TITLE}: the median over logged readings of seconds per optimizer step (evaluation and saving "
+             "left out) and the largest peak over the jobs (a CPU: the process's resident memory; a GPU: memory "
+             "allocated by tensors); pretraining's in brackets.")
+
+
 def suite_board(suite, rows: list[dict], aggregation: str, caption: str) -> Board:
     """The paper's layout: strategies × label fractions (or folds) per metric; a one-column suite
     (Tables 2, 3) puts its metrics side by side instead, and lists the paper-only reference rows."""
@@ -252,10 +278,13 @@ def suite_board(suite, rows: list[dict], aggregation: str, caption: str) -> Boar
     if len(suite.columns) == 1:
         columns = [(f"{METRIC_NAMES[m]} % ours | paper" if m in suite.paper else f"{METRIC_NAMES[m]} %",
                     m in suite.paper) for m in suite.metrics]
-        board_rows = [Row(strategy_label(s), [by_metric[m][s][0] for m in suite.metrics]) for s in suite.strategies]
+        board_rows = [Row(strategy_label(s), [by_metric[m][s][0] for m in suite.metrics]
+                          + (cost_cells(suite, rows, s) if suite.resources else [])) for s in suite.strategies]
+        columns += [(COST_TITLE, False)] if suite.resources else []
         first = suite.metrics[0]
         board_rows += [Row(f"{team} (MoNuSeg 2018 leaderboard)",
-                           [Cell(paper=value) if m == first else Cell() for m in suite.metrics])
+                           [Cell(paper=value) if m == first else Cell() for m in suite.metrics]
+                           + ([Cell()] if suite.resources else []))
                        for team, value in suite.references.items()]
         return Board(title, caption, columns, board_rows)
     columns = [(f"{c} ours | paper", True) if suite.paper else (c, False) for c in suite.columns]
@@ -264,6 +293,9 @@ def suite_board(suite, rows: list[dict], aggregation: str, caption: str) -> Boar
         if len(suite.metrics) > 1:
             board_rows.append(Row(f"{METRIC_NAMES[metric]} %", heading=True))
         board_rows += [Row(strategy_label(s), by_metric[metric][s]) for s in suite.strategies]
+    if suite.resources:
+        board_rows.append(Row(COST_TITLE, heading=True))
+        board_rows += [Row(strategy_label(s), cost_cells(suite, rows, s)) for s in suite.strategies]
     return Board(title, caption, columns, board_rows)
 
 
@@ -274,14 +306,16 @@ def select_rows(suite: Suite, rows: list[dict]) -> tuple[Suite, list[dict], dict
     share a store) and takes its test sets' names from them; other suites never read its rows."""
     mine = [r for r in rows if r["strategy"] in suite.strategies and r["fraction"] in suite.fractions
             and (r["fold"] is None) == (not suite.folds)
-            and bool(r["context"].get("transfer_test")) == suite.transfer]
+            and bool(r["context"].get("transfer_test")) == suite.transfer
+            and (not suite.protocols or protocol_of(r["config"]) in suite.protocols)]
     if not mine:
         raise DataError(f"no finished {suite.name} jobs in this store; run `sslbench bench --suite {suite.name}` "
                         "with the same --out first.")
     context = mine[-1]["context"]
     group = _training_key if suite.transfer else (lambda _: "")
     setups = {group(r["context"]): setup_identity(r["context"]) for r in mine}  # the latest of each group
-    latest = {(group(r["context"]), r["strategy"], r["fraction"], r["fold"], r["seed"]): r for r in mine
+    latest = {(group(r["context"]), r["strategy"], r["fraction"], protocol_of(r["config"]), r["fold"], r["seed"]): r
+              for r in mine
               if setup_identity(r["context"]) == setups[group(r["context"])]}
     test_sets = dict.fromkeys(name for r in latest.values() for name in r["context"].get("transfer_test", {}))
     return (dataclasses.replace(suite, folds=context["folds"], test_sets=tuple(test_sets)), list(latest.values()),
@@ -311,7 +345,8 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
              "Cells: ours mean ± sample std over seeds (Δ vs scratch: mean of the per-seed differences "
              f"[95 % t-interval]){paper}; best of ours per column in bold, among the rows with the most seeds.")
     if not suite.transfer:
-        return f"{setup_text(suite, rows, context)}{arithmetic_note(rows)}{labelled_subsets(rows)}. {cells}"
+        return (f"{setup_text(suite, rows, context)}{protocol_note(suite, rows)}{arithmetic_note(rows)}"
+                f"{labelled_subsets(rows)}. {cells}" + (f" {COST_TEXT}" if suite.resources else ""))
     # one arithmetic sentence for the whole table (MIXED ARITHMETIC first), then each training set's setup
     arithmetic = arithmetic_note(rows).removeprefix("; ")
     setups = " ".join(f"Trained on {label}: {setup_text(suite, part, part[-1]['context'])}{labelled_subsets(part)}."
@@ -319,6 +354,17 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
     return (f"{arithmetic[0].upper()}{arithmetic[1:]}. {setups} Columns: each training set's own test set "
             "(in-domain), then every --transfer-test set; post-processing values (where the preset has a grid) chosen "
             f"on the training set's validation images, nothing on any test set. {cells}")
+
+
+PROTOCOL_TEXT = {"finetune": "finetune (encoder and decoder trained)",
+                 "frozen": "frozen (decoder only: no gradient into the encoder, its normalisation statistics frozen)"}
+
+
+def protocol_note(suite: Suite, rows: list[dict]) -> str:
+    """The protocol every row was trained under, or, with a protocol axis, what its columns mean."""
+    if suite.protocols:
+        return "; protocols: " + ", ".join(PROTOCOL_TEXT[p] for p in suite.protocols)
+    return "; protocol: " + " and ".join(PROTOCOL_TEXT[p] for p in sorted({protocol_of(r["config"]) for r in rows}))
 
 
 def setup_text(suite: Suite, rows: list[dict], context: dict) -> str:
@@ -405,12 +451,12 @@ def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
 
 def _pair_rows(suite: Suite, rows: list[dict], metric: str) -> list[Row]:
     """``image_pairs``' rows: each strategy but scratch, a cell per column."""
-    columns = ["all folds"] if suite.folds else list(suite.columns) if suite.transfer else list(suite.fractions)
+    columns = ["all folds"] if suite.folds else list(suite.columns) if suite.transfer else list(range(len(suite.columns)))
 
     def row_columns(row: dict) -> list[tuple]:
         if suite.transfer:
             return [(c, found) for c, found in zip(columns, column_scores(suite, row)) if found is not None]
-        return [("all folds" if suite.folds else row["fraction"], row["scores"])]
+        return [("all folds" if suite.folds else next(i for i in columns if suite.in_column(row, i)), row["scores"])]
 
     scores = {(r["strategy"], column, r["fold"], r["seed"]): {p["name"]: 100 * p[metric] for p in found["per_image"]}
               for r in rows for column, found in row_columns(r)}

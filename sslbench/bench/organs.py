@@ -20,8 +20,8 @@ def organ_board(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     organs = sorted(counts)
     board_rows = []
     for strategy in suite.strategies:
-        for fraction in suite.fractions:
-            mine = [r for r in rows if r["strategy"] == strategy and r["fraction"] == fraction]
+        for column, header in enumerate(suite.columns):
+            mine = [r for r in rows if r["strategy"] == strategy and suite.in_column(r, column)]
             if not mine:
                 continue
             cells = []
@@ -31,7 +31,7 @@ def organ_board(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
                             for r in mine]
                 cells.append(Cell(ours=statistics.fmean(per_seed), seeds=len(per_seed),
                                   std=statistics.stdev(per_seed) if len(per_seed) > 1 else None))
-            label = strategy_label(strategy) + ("" if len(suite.fractions) == 1 else f", {fraction * 100:g} %")
+            label = strategy_label(strategy) + ("" if len(suite.columns) == 1 else f", {header}")
             board_rows.append(Row(label, cells))
     headers = [(f"{o} ({counts[o]})", False) for o in organs] + [(f"all ({len(organ)})", False)]
     caption = (f"{METRIC_NAMES[metric]} % per organ of the test images (images per organ in brackets; organ from "

@@ -19,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from mmengine.config import Config
 
-from sslbench.bench.suites import Job, Suite
+from sslbench.bench.suites import Job, Suite, protocol_of
 from sslbench.config import component_config, resolve_run_config
 from sslbench.data.base import Sample
 from sslbench.engine import distributed
@@ -90,7 +90,11 @@ def job_config(opts: BenchOptions, job: Job) -> Config:
                               unlabeled=opts.unlabeled, allow_synthetic=opts.allow_synthetic, reader=opts.reader,
                               transfer_test=opts.transfer_test,
                               overrides=[*strategy_overrides(job.strategy, opts.overrides),
-                                         f"split.label_fraction={job.fraction}"])
+                                         f"split.label_fraction={job.fraction}", *protocol_override(job)])
+
+
+def protocol_override(job: Job) -> list[str]:
+    return [] if job.protocol is None else [f"finetune.freeze_encoder={job.protocol == 'frozen'}"]
 
 
 def encoder_fingerprint(cfg: Config, opts: BenchOptions, job: Job) -> dict:
@@ -128,6 +132,9 @@ def done_keys(rows: list[dict]) -> set[str]:
 
 def check_strategies(opts: BenchOptions) -> None:
     """Fail before any work for a strategy that cannot run (so no row silently goes missing)."""
+    if opts.suite.protocols and any(o.startswith("finetune.freeze_encoder=") for o in opts.overrides):
+        raise ConfigError(f"--set finetune.freeze_encoder: suite {opts.suite.name} runs each job under each of its "
+                          f"protocols ({', '.join(opts.suite.protocols)}); drop the --set.")
     for override in opts.overrides:
         if not any(override in strategy_overrides(s, [override]) for s in opts.suite.strategies):
             raise ConfigError(f"--set {override}: no strategy of suite {opts.suite.name} takes this pretext option.")
@@ -234,9 +241,10 @@ def job_states(opts: BenchOptions, done: set[str]) -> list[dict]:
     in the store: skipped), ``checkpointed`` (it resumes saved work: its finetuning checkpoint, or its
     encoder's pretraining checkpoint or finished encoder) or ``pending`` (from the start; every job
     with --force)."""
-    return [{"key": key, "strategy": job.strategy, "fraction": job.fraction, "seed": job.seed, "fold": job.fold,
+    return [{"key": key, "strategy": job.strategy, "fraction": job.fraction, "protocol": protocol_of(cfg),
+             "seed": job.seed, "fold": job.fold,
              "state": "pending" if opts.force else _state(opts.out, PlannedJob(job, key, pretrain_key, False), done)}
-            for job, _, key, pretrain_key in suite_jobs(opts)]
+            for job, cfg, key, pretrain_key in suite_jobs(opts)]
 
 
 def _state(out: Path, planned: PlannedJob, done: set[str]) -> str:

@@ -15,6 +15,7 @@ from sslbench.bench.plan import PRETRAINING_FOLDER, TRAINING_LOCK, bench_checkpo
 from sslbench.bench.runner import BENCH_LOCK
 from sslbench.bench.store import FILENAME as STORE_FILE
 from sslbench.bench.store import Store, merge_results
+from sslbench.bench.suites import protocol_of
 from sslbench.engine.checkpoint import checkpoint_header
 from sslbench.errors import DataError, SslbenchError
 
@@ -42,12 +43,13 @@ def held(lock_file: Path) -> bool:
 
 
 def finished_counts(rows: list[dict]) -> list[dict]:
-    """The store's rows by (suite, strategy, label fraction, fold), with their seeds."""
+    """The store's rows by (suite, strategy, label fraction, protocol, fold), with their seeds."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for row in rows:
-        groups[(row["suite"], row["strategy"], row["fraction"], row["fold"])].append(row["seed"])
-    return [{"suite": suite, "strategy": strategy, "fraction": fraction, "fold": fold, "seeds": sorted(seeds)}
-            for (suite, strategy, fraction, fold), seeds in sorted(groups.items(), key=lambda g: str(g[0]))]
+        groups[(row["suite"], row["strategy"], row["fraction"], protocol_of(row["config"]), row["fold"])].append(row["seed"])
+    return [{"suite": suite, "strategy": strategy, "fraction": fraction, "protocol": protocol, "fold": fold,
+             "seeds": sorted(seeds)}
+            for (suite, strategy, fraction, protocol, fold), seeds in sorted(groups.items(), key=lambda g: str(g[0]))]
 
 
 def _described(phase: str, fingerprint: dict) -> str:

@@ -25,9 +25,10 @@ RESULTS_FOLDER = "results"  # one JSON row per job finished by a launched task, 
 # Headline metrics with the default aggregation (per-image mean, as the paper and MoNuSeg report) as
 # plain columns for SQL users; both aggregations and the per-image values are in ``scores`` (JSON).
 METRIC_COLUMNS = ("aji", "aji_plus", "pq", "dice", "f1")
-_JSON_COLUMNS = ("config", "scores", "arithmetic", "versions", "context", "test_names", "train_names", "val_names")
+_JSON_COLUMNS = ("config", "scores", "arithmetic", "versions", "context", "test_names", "train_names", "val_names",
+                 "resources")
 # columns added to the schema later: an older store gains them (NULL in its old rows) when opened
-_ADDED_COLUMNS = ("train_names", "val_names", "arithmetic")
+_ADDED_COLUMNS = ("train_names", "val_names", "arithmetic", "resources")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finetune_seconds REAL NOT NULL,
     device TEXT NOT NULL,
     arithmetic TEXT,               -- JSON: precision, kernels, threads, processor, processes (accel.arithmetic)
+    resources TEXT,                -- JSON: {"pretrain", "finetune"}: step_seconds, peak_memory_bytes (engine.resources)
     versions TEXT NOT NULL,
     git_commit TEXT,
     encoder TEXT NOT NULL,         -- paths relative to the output folder

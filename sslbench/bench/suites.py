@@ -14,17 +14,27 @@ from sslbench.config import load_component
 from sslbench.errors import ConfigError
 
 
+PROTOCOLS = ("finetune", "frozen")  # encoder trained with the decoder, or frozen (decoder only)
+
+
+def protocol_of(config: dict) -> str:
+    """A job's protocol, read from its resolved config (rows stored before the axis existed included)."""
+    return "frozen" if config.get("finetune", {}).get("freeze_encoder") else "finetune"
+
+
 @dataclass(frozen=True)
 class Job:
     strategy: str
     fraction: float
     fold: int | None
     seed: int
+    protocol: str | None = None  # None: as the preset and --set say (a suite without a protocol axis)
 
     @property
     def label(self) -> str:
         fold = "" if self.fold is None else f" fold {self.fold + 1}"
-        return f"{self.strategy} {round(100 * self.fraction)} %{fold} seed {self.seed}"
+        protocol = "" if self.protocol is None else f" {self.protocol}"
+        return f"{self.strategy} {round(100 * self.fraction)} %{protocol}{fold} seed {self.seed}"
 
 
 IN_DOMAIN = "in-domain"  # a transfer suite's column of the training data's own test set
@@ -43,6 +53,14 @@ class Suite:
     equivalence_margin: float | None = None  # points; named before the runs, the only ground for "equivalent"
     transfer: bool = False  # every job also scores the --transfer-test sets
     test_sets: tuple[str, ...] = ()  # a transfer suite's --transfer-test names, as its stored rows have them
+    # () : no protocol axis, every job as configured; else each job runs under each protocol (PROTOCOLS)
+    protocols: tuple[str, ...] = ()
+    resources: bool = False  # the leaderboard adds time per step and peak memory columns
+
+    @property
+    def column_keys(self) -> list[tuple[float, str | None]]:
+        """(label fraction, protocol) of each column of a suite without folds."""
+        return [(f, p) for f in self.fractions for p in (self.protocols or [None])]
 
     @property
     def columns(self) -> list[str]:
@@ -50,13 +68,19 @@ class Suite:
             return [IN_DOMAIN, *self.test_sets]
         if self.folds:
             return [f"Fold {i + 1}" for i in range(self.folds)] + ["Average"]
-        return [f"{round(100 * f)} %" for f in self.fractions]
+        return [f"{round(100 * f)} %" + ("" if p is None else f" {p}") for f, p in self.column_keys]
+
+    def in_column(self, row: dict, column: int) -> bool:
+        """Whether a stored row belongs to column ``column`` (a suite without folds)."""
+        fraction, protocol = self.column_keys[column]
+        return row["fraction"] == fraction and protocol in (None, protocol_of(row["config"]))
 
     def jobs(self, seeds: Iterable[int]) -> list[Job]:
-        """Grouped by (seed, fold, strategy) so one pretraining serves consecutive jobs."""
+        """Grouped by (seed, fold, strategy) so one pretraining serves consecutive jobs (a protocol axis
+        shares the encoder too)."""
         folds = range(self.folds) if self.folds else [None]
-        return [Job(s, f, fold, seed) for seed in seeds for fold in folds for s in self.strategies
-                for f in self.fractions]
+        return [Job(s, f, fold, seed, p) for seed in seeds for fold in folds for s in self.strategies
+                for f in self.fractions for p in (self.protocols or [None])]
 
 
 def load_suite(name: str, folds: int | None = None, skip: Iterable[str] = (),
@@ -77,13 +101,17 @@ def load_suite(name: str, folds: int | None = None, skip: Iterable[str] = (),
     k = cfg.get("folds", 0) if folds is None else folds
     if cfg.get("folds") and k < 2:
         raise ConfigError(f"--folds must be >= 2, got {k}.")
-    if cfg.get("transfer") and (cfg.get("folds") or list(cfg.get("fractions", [1.0])) != [1.0]):
-        raise ConfigError(f"suite {name}: a transfer suite has one label fraction (1.0) and no folds: its "
-                          "columns are test sets.")
+    if cfg.get("transfer") and (cfg.get("folds") or cfg.get("protocols") or list(cfg.get("fractions", [1.0])) != [1.0]):
+        raise ConfigError(f"suite {name}: a transfer suite has one label fraction (1.0), no folds and no protocols: "
+                          "its columns are test sets.")
+    protocols = tuple(cfg.get("protocols", ()))
+    if any(p not in PROTOCOLS for p in protocols):
+        raise ConfigError(f"suite {name}: protocols must be among {', '.join(PROTOCOLS)}, got {', '.join(protocols)}.")
     tables = cfg.get("paper", [])
     paper = {t["metric"]: {s: list(v) if isinstance(v, (list, tuple)) else [v] for s, v in t["values"].items()}
              for t in (tables if isinstance(tables, list) else [tables])}
     return Suite(name, cfg.get("description", ""), tuple(s for s in cfg.strategies if s not in skip),
                  tuple(f for f in cfg.get("fractions", [1.0]) if not fractions or f in fractions),
                  tuple(cfg.get("metrics", ["aji"])), k, paper,
-                 dict(cfg.get("references", {})), cfg.get("equivalence_margin"), bool(cfg.get("transfer")))
+                 dict(cfg.get("references", {})), cfg.get("equivalence_margin"), bool(cfg.get("transfer")),
+                 protocols=protocols, resources=bool(cfg.get("resources", False)))

@@ -116,6 +116,9 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
         "train_names": [s.name for s in split.train], "val_names": [s.name for s in split.val],
         "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
         "device": str(device), "arithmetic": arithmetic(acceleration(cfg, device), device),
+        # pretraining's from the encoder's sidecar: the same whichever job made the encoder
+        "resources": {"pretrain": (job_encoder(opts.out, job).finished() or {}).get("resources"),
+                      "finetune": result["resources"]},
         "versions": versions(), "git_commit": git_commit(),
         "encoder": str(job_encoder(opts.out, job).path.relative_to(opts.out)), "prediction": prediction,
     }

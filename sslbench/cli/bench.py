@@ -92,12 +92,12 @@ def show_plan(jobs: list[dict], suite: str, out: Path, as_json: bool) -> None:
     counts = ", ".join(f"{sum(j['state'] == state for j in jobs)} {state}" for state in STATE_STYLES)
     table = Table(title=f"bench --dry-run: suite {suite} in {out}", caption=f"{len(jobs)} jobs: {counts}.",
                   caption_justify="left")
-    for header in ("Key", "Strategy", "Fraction", "Seed", "Fold", "State"):
+    for header in ("Key", "Strategy", "Fraction", "Protocol", "Seed", "Fold", "State"):
         table.add_column(header, justify="right" if header in ("Fraction", "Seed", "Fold") else "left")
     for job in jobs:
         fold = "—" if job["fold"] is None else str(job["fold"] + 1)
         state = job["state"]
-        table.add_row(job["key"], job["strategy"], f"{job['fraction'] * 100:g} %", str(job["seed"]), fold,
+        table.add_row(job["key"], job["strategy"], f"{job['fraction'] * 100:g} %", job["protocol"], str(job["seed"]), fold,
                       f"[{STATE_STYLES[state]}]{state}[/]" if STATE_STYLES[state] else state)
     console.print(table)
 

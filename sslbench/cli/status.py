@@ -22,11 +22,11 @@ def _styled(state: str) -> str:
 def _finished_table(found: dict) -> Table:
     table = Table(title=f"finished rows: {found['rows']}", caption_justify="left",
                   caption="Suite: the suite that first ran the job (suites share identical jobs).")
-    for header in ("Suite", "Strategy", "Fraction", "Fold", "Seeds", "Rows"):
+    for header in ("Suite", "Strategy", "Fraction", "Protocol", "Fold", "Seeds", "Rows"):
         table.add_column(header, justify="right" if header in ("Fraction", "Fold", "Rows") else "left")
     for group in found["finished"]:
         fold = "—" if group["fold"] is None else str(group["fold"] + 1)
-        table.add_row(group["suite"], group["strategy"], f"{group['fraction'] * 100:g} %", fold,
+        table.add_row(group["suite"], group["strategy"], f"{group['fraction'] * 100:g} %", group["protocol"], fold,
                       ", ".join(map(str, group["seeds"])), str(len(group["seeds"])))
     return table
 

@@ -97,7 +97,7 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
           device: torch.device, description: str, on_eval: Callable[[int], None] | None = None,
           eval_every: int = 0, checkpoint: Checkpoint | None = None,
           accel: Acceleration | None = None, on_step: Callable[[int], None] | None = None,
-          after_step: Callable[[int], None] | None = None) -> list[dict]:
+          after_step: Callable[[int], None] | None = None, step_times: list[float] | None = None) -> list[dict]:
     """Optimise ``module``'s parameters on ``compute_losses()["loss"]`` for ``settings.steps`` steps.
 
     Losses are read back to the host only every ``log_every`` steps (no per-step device sync);
@@ -113,7 +113,9 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
     are averaged over processes, logged losses too, and only rank 0 writes checkpoints.
     ``on_step(step)`` runs after every step (the throughput benchmark times with it);
     ``after_step(step)`` only after a step whose optimizer update was taken (a momentum encoder follows
-    the online one there, so a skipped step moves neither).
+    the online one there, so a skipped step moves neither). ``step_times`` gets, at each logged reading,
+    the mean seconds per step since the last one, evaluation and checkpoint saving left out (kept out of
+    the history, which a resumed run reproduces exactly).
     """
     accel = accel or resolve(None, device)
     configure_backends(accel)
@@ -143,9 +145,13 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
     module.train()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    # seconds spent in optimizer steps since the last logged reading (evaluation and saving left out);
+    # the reading's host copy waits for the device, so on a GPU the sum covers the queued work too
+    step_seconds, timed_steps = 0.0, 0
     with Progress(*columns, transient=False, disable=not distributed.is_main()) as progress:
         task = progress.add_task(description, total=settings.steps, completed=start - 1, status="")
         for step in range(start, settings.steps + 1):
+            step_started = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, accel.amp):
                 losses = step_module()
@@ -169,13 +175,20 @@ def train(module: nn.Module, compute_losses: Callable[[], dict[str, torch.Tensor
             if save or step % settings.log_every == 0 or step == settings.steps:
                 if bad := _first_bad_anywhere(first_bad, settings.steps):
                     raise fail(bad, float(loss) if bad == step else "non-finite")
+            timed_steps += 1
             if not skip and (step % settings.log_every == 0 or step == settings.steps):
                 means = distributed.mean(torch.stack([value.detach().float() for value in losses.values()]))
                 reading = dict(zip(losses, means.tolist()))
+                step_seconds += time.perf_counter() - step_started
                 history.append({"step": step, "lr": scheduler.get_last_lr()[0], **reading})
+                if step_times is not None:
+                    step_times.append(step_seconds / timed_steps)
+                step_seconds, timed_steps = 0.0, 0
                 log.info("%s step %d/%d %s", description, step, settings.steps,
                          " ".join(f"{k}={v:.4f}" for k, v in reading.items()))
                 progress.update(task, status=f"loss {reading['loss']:.4f}")
+            else:
+                step_seconds += time.perf_counter() - step_started
             if on_eval and ((eval_every and step % eval_every == 0) or step == settings.steps):
                 on_eval(step)
             if save and distributed.is_main():

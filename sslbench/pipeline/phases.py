@@ -21,6 +21,7 @@ from sslbench.engine.batches import batch_source
 from sslbench.engine.checkpoint import Checkpoint
 from sslbench.engine.finetune import FinetuneSampler, finetune_sources, freeze_encoder, segmentation_loss
 from sslbench.engine.loop import LoopSettings, train
+from sslbench.engine.resources import phase_resources, reset_peak_memory
 from sslbench.errors import ConfigError
 from sslbench.eval.evaluate import evaluate, tune_postprocess
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
@@ -79,9 +80,10 @@ def loop_settings(section: dict) -> LoopSettings:
 
 def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torch.device,
              generator: torch.Generator, checkpoint: Checkpoint | None = None, accel: Acceleration | None = None,
-             on_step: Callable[[int], None] | None = None) -> tuple[nn.Module, list[dict]]:
+             on_step: Callable[[int], None] | None = None,
+             step_times: list[float] | None = None) -> tuple[nn.Module, list[dict]]:
     """Train ``encoder`` with the config's pretext task; ``accel`` (default: the config's engine
-    section) and ``on_step`` as in ``engine.loop.train``."""
+    section), ``on_step`` and ``step_times`` as in ``engine.loop.train``."""
     pretext = build(PRETEXTS, cfg.pretext, encoder_channels=encoder.out_channels).to(device)
     pretext.init_encoder(encoder)
     if not pretext.pretrains:
@@ -94,15 +96,16 @@ def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torc
     settings = loop_settings(cfg.pretrain)
     history = train(nn.ModuleDict({"encoder": encoder, "pretext": pretext}), lambda: pretext(encoder, next_batch()),
                     settings, device, f"pretrain {cfg.name}", checkpoint=checkpoint, accel=accel, on_step=on_step,
-                    after_step=lambda step: pretext.after_step(encoder, step, settings.steps))
+                    after_step=lambda step: pretext.after_step(encoder, step, settings.steps), step_times=step_times)
     return pretext, history
 
 
 def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.device, generator: torch.Generator,
              checkpoint: Checkpoint | None = None, accel: Acceleration | None = None,
-             on_step: Callable[[int], None] | None = None) -> tuple[list[dict], list[dict]]:
+             on_step: Callable[[int], None] | None = None,
+             step_times: list[float] | None = None) -> tuple[list[dict], list[dict]]:
     """Train the segmenter (with ``freeze_encoder`` its decoder only); with ``eval_every`` the weights of
-    the best per-image-mean validation AJI are kept."""
+    the best per-image-mean validation AJI are kept. ``step_times`` as in ``engine.loop.train``."""
     ft, ev = cfg.finetune, cfg.evaluation
     accel = accel or acceleration(cfg, device)
     sampler = FinetuneSampler(ft["crop"], ft.get("scale"), ft.get("elastic"), ft.get("stain_scale", 0.0),
@@ -130,7 +133,8 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
     dice_weight = ft.get("dice_weight", 0.0)
     history = train(model, lambda: segmentation_loss(model, *next_batch(), weights, dice_weight), loop_settings(ft),
                     device, f"finetune {cfg.name}", on_eval=validate if ft.get("eval_every") and split.val else None,
-                    eval_every=ft.get("eval_every", 0), checkpoint=checkpoint, accel=accel, on_step=on_step)
+                    eval_every=ft.get("eval_every", 0), checkpoint=checkpoint, accel=accel, on_step=on_step,
+                    step_times=step_times)
     if record["best_state"] is not None:
         model.load_state_dict(record["best_state"])
     return history, record["validations"]
@@ -151,23 +155,28 @@ def pretrain_phase(cfg: Config, split: DataSplit, device: torch.device, encoder:
     done = encoder.reusable(encoder_identity(fingerprint))
     if done is not None:
         log.info("pretraining already finished: reusing %s", encoder.path)
-        return {"history": done["history"], "seconds": done["seconds"], "images": images}
+        return {"history": done["history"], "seconds": done["seconds"], "images": images,
+                "resources": done.get("resources")}
     encoder.discard()
     distributed.barrier()  # no process may see the old sidecar once pretraining starts
     generator = distributed.rank_stream(seed_everything(cfg.seed))
     started = time.perf_counter()
     checkpoint = checkpoints.checkpoint("pretrain", cfg.pretrain, fingerprint, generator)
     model = build_encoder(cfg.backbone).to(device)
-    pretext, history = pretrain(cfg, model, split.pretrain, device, generator, checkpoint)
+    reset_peak_memory(device)
+    step_times: list[float] = []
+    pretext, history = pretrain(cfg, model, split.pretrain, device, generator, checkpoint, step_times=step_times)
     seconds = time.perf_counter() - started + checkpoint.resumed_seconds
+    resources = phase_resources(step_times, device)
     if distributed.is_main():
         encoder.save(model.state_dict(), fingerprint, {
             "pretext": cfg.name, "pretext_config": cfg.pretext, "backbone": cfg.backbone,
             "steps": cfg.pretrain["steps"] if pretext.pretrains else 0, "seed": cfg.seed,
-            "sslbench_version": sslbench.__version__, "history": history, "seconds": seconds})
+            "sslbench_version": sslbench.__version__, "history": history, "seconds": seconds,
+            "resources": resources})
     checkpoints.finish("pretrain")  # the encoder file supersedes it
     distributed.barrier()  # every process reads the encoder file next
-    return {"history": history, "seconds": seconds, "images": images}
+    return {"history": history, "seconds": seconds, "images": images, "resources": resources}
 
 
 def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: torch.device,
@@ -183,8 +192,11 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
     started = time.perf_counter()
     checkpoint = checkpoints.checkpoint("finetune", cfg.finetune, run_fingerprint(cfg), generator)
     model = build_segmenter(cfg.backbone, cfg.head, encoder_state).to(device)
-    history, validations = finetune(cfg, model, split, device, generator, checkpoint)
+    reset_peak_memory(device)
+    step_times: list[float] = []
+    history, validations = finetune(cfg, model, split, device, generator, checkpoint, step_times=step_times)
     seconds = time.perf_counter() - started + checkpoint.resumed_seconds
+    resources = phase_resources(step_times, device)  # training's (its validations included), not testing's
     ev = cfg.evaluation
     postprocess = {}
     if ev.get("tune") and split.val:
@@ -201,7 +213,7 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
     transfer = {name: score(samples, f"test {name}") for name, samples in split.transfer.items()}
     checkpoints.finish("finetune")
     return {"model": model, "test": scores, "transfer": transfer, "validation": validations,
-            "postprocess": postprocess, "history": history, "seconds": seconds,
+            "postprocess": postprocess, "history": history, "seconds": seconds, "resources": resources,
             "images": {k: [s.name for s in getattr(split, k)] for k in ("train", "val", "test")}}
 
 

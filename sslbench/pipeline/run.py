@@ -61,6 +61,8 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
         "pretrain_images": pre["images"],
         "history": {"pretrain": pre["history"], "finetune": fin["history"]},
         "seconds": {"pretrain": pre["seconds"], "finetune": fin["seconds"]},
+        # seconds per step and peak memory (engine.resources); pretraining's is None for an older encoder
+        "resources": {"pretrain": pre["resources"], "finetune": fin["resources"]},
         "encoder_weights": folder.encoder.path.name,
         "versions": {"sslbench": sslbench.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},

@@ -1,6 +1,7 @@
 """Seconds per finetuning step, encoder trained vs frozen (issue 43 item 4), at the cpu preset's sizes.
 
-    python benchmarks/protocol_step_time.py [--backbone resnet34 --backbone vit_small_patch16_224] [--steps 40]
+    python benchmarks/protocol_step_time.py [--backbone resnet34 --backbone vit_small_patch16_224] [--steps 40] \
+        [--set head.decoder_channels="(128, 64, 32, 16)"]
 
 Both protocols run the real training loop (``engine.loop.train``) on the real segmentation loss with
 the preset's crop, batch and arithmetic, alternating in blocks so that a change in the machine's load
@@ -23,9 +24,10 @@ from sslbench.models import build_segmenter
 from sslbench.pipeline.phases import acceleration, loop_settings
 
 
-def step_times(backbone: str, frozen: bool, steps: int, samples) -> list[float]:
-    cfg = resolve_run_config("scratch", preset="cpu", backbone=backbone, device="cpu",
-                             overrides=[f"finetune.steps={steps}", "finetune.log_every=5", "finetune.warmup_steps=1"])
+def step_times(backbone: str, frozen: bool, steps: int, samples, overrides: list[str]) -> list[float]:
+    cfg = resolve_run_config("scratch", preset="cpu", backbone=backbone, device="cpu", allow_synthetic=True,
+                             overrides=[f"finetune.steps={steps}", "finetune.log_every=5", "finetune.warmup_steps=1",
+                                        *overrides])
     ft, device = cfg.finetune, torch.device("cpu")
     torch.manual_seed(0)
     model = build_segmenter(cfg.backbone, cfg.head)
@@ -45,9 +47,11 @@ def main() -> None:
     parser.add_argument("--backbone", action="append")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--blocks", type=int, default=2, help="alternations of the two protocols")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                        help="a config override for every run, as sslbench run --set")
     args = parser.parse_args()
     samples = Synthetic(num_images=4, size=512).load()
-    cfg = resolve_run_config("scratch", preset="cpu", device="cpu")
+    cfg = resolve_run_config("scratch", preset="cpu", device="cpu", allow_synthetic=True)
     print(f"arithmetic: {describe_arithmetic(arithmetic(acceleration(cfg, torch.device('cpu')), torch.device('cpu')))}")
     print("| backbone | finetune s/step | frozen s/step | frozen / finetune |")
     print("|---|---:|---:|---:|")
@@ -55,9 +59,10 @@ def main() -> None:
         found = {False: [], True: []}
         for _ in range(args.blocks):
             for frozen in (False, True):
-                found[frozen] += step_times(backbone, frozen, args.steps, samples)
+                found[frozen] += step_times(backbone, frozen, args.steps, samples, args.overrides)
         trained, frozen = statistics.median(found[False]), statistics.median(found[True])
-        print(f"| {backbone} | {trained:.3f} | {frozen:.3f} | {frozen / trained:.2f} |", flush=True)
+        print(f"| {backbone} {' '.join(args.overrides)} | {trained:.3f} | {frozen:.3f} | {frozen / trained:.2f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ def test_status_shows_rows_running_and_paused_jobs_and_local_tasks(tmp_path):
     assert running["bench_running"]
     job = next(j for j in running["unfinished"] if j["state"] == "running")
     assert job["phase"] == "pretrain" and job["job"] == "pretraining instance_aware seed 0" and job["steps"] == 8
-    assert running["finished"] == [{"suite": "table3", "strategy": "scratch", "fraction": 1.0, "fold": None,
-                                    "seeds": [0]}]  # scratch's task row, merged by status
+    assert running["finished"] == [{"suite": "table3", "strategy": "scratch", "fraction": 1.0, "protocol": "finetune",
+                                    "fold": None, "seeds": [0]}]  # scratch's task row, merged by status
     tasks = {(t["task"], t["job"]): t["state"] for t in running["tasks"]}
     assert tasks == {("pretrain", "pretraining scratch seed 0"): "finished",
                      ("finetune", "scratch 100 % seed 0"): "finished",

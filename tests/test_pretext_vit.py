@@ -18,7 +18,7 @@ from sslbench.errors import ConfigError
 from sslbench.models import build_encoder
 from sslbench.pipeline.phases import pretrain
 from sslbench.pretext.jigsaw import Jigsaw
-from tiny import tiny_args
+from tiny import WEIGHT_FILE_STRATEGIES, tiny_args
 
 DEIT = "deit_tiny_patch16_224"
 #: pretexts that refuse a ViT, and the start of their one-line reason
@@ -45,7 +45,7 @@ def images():
 @pytest.mark.parametrize("name", [n for n in component_names("pretext") if n not in REFUSED])
 def test_every_pretext_pretrains_a_vit_or_initialises_it(tmp_path, images, name):
     weights = {}
-    if name == "imagenet":  # a timm DeiT file, as a hub snapshot holds it
+    if name in WEIGHT_FILE_STRATEGIES:  # a timm DeiT file, as a hub snapshot holds it
         weights = timm.create_model(DEIT, pretrained=False).state_dict()
         torch.save(weights, tmp_path / "deit.pth")
     cfg = vit_config(name, (f"pretext.weights={tmp_path / 'deit.pth'}",) if weights else ())

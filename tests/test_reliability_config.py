@@ -16,7 +16,7 @@ from sslbench.config import _check_preset, available, component_config, load_com
 from sslbench.errors import ConfigError, SslbenchError, UnknownComponentError
 from sslbench.pretext.rotnet import RotNet
 from sslbench.registry import PRETEXTS
-from tiny import tiny_args
+from tiny import WEIGHT_FILE_STRATEGIES, tiny_args
 
 # a run that gets as far as building its pretext on small synthetic tiles
 FAST = ["--pretext", "instance_aware", *tiny_args({"data.size": 96, "pretext.crop": 64,
@@ -163,7 +163,7 @@ def test_every_suite_job_resolves(suite, tmp_path):
     for job in opts.suite.jobs(range(1)):
         cfg = job_config(opts, job)
         assert cfg.split["label_fraction"] == job.fraction and cfg.finetune["steps"] == 10
-        assert ("weights" in cfg.pretext) == (job.strategy == "imagenet")
+        assert ("weights" in cfg.pretext) == (job.strategy in WEIGHT_FILE_STRATEGIES)
 
 
 def test_preset_files_are_checked_naming_the_file(tmp_path):

@@ -11,6 +11,9 @@ from sslbench.bench.store import METRIC_COLUMNS
 from sslbench.engine.weights import load_encoder
 from sslbench.models import build_encoder
 
+# the weights-file strategy's two names (``imagenet``, the paper's, is ``weights`` on the same base)
+WEIGHT_FILE_STRATEGIES = ("imagenet", "weights")
+
 TINY_SETTINGS = {"data.num_images": 6, "data.size": 160, "pretrain.steps": 2, "finetune.steps": 2}
 
 

@@ -104,7 +104,7 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
         prediction = save_prediction(opts.out, key, result.pop("model"), split.test[0], cfg, device,
                                      result["postprocess"].get("values"))
     checkpoints.remove()  # finetune_phase removed the checkpoint; leftovers only
-    scores = result["test"]
+    scores, encoder_file = result["test"], job_encoder(opts.out, job)
     return {
         "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
         "fold": job.fold, "seed": job.seed, "preset": opts.preset, "context": opts.context(),
@@ -117,10 +117,10 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
         "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],
         "device": str(device), "arithmetic": arithmetic(acceleration(cfg, device), device),
         # pretraining's from the encoder's sidecar: the same whichever job made the encoder
-        "resources": {"pretrain": (job_encoder(opts.out, job).finished() or {}).get("resources"),
+        "resources": {"pretrain": (encoder_file.finished() or {}).get("resources"),
                       "finetune": result["resources"]},
         "versions": versions(), "git_commit": git_commit(),
-        "encoder": str(job_encoder(opts.out, job).path.relative_to(opts.out)), "prediction": prediction,
+        "encoder": str(encoder_file.path.relative_to(opts.out)), "prediction": prediction,
     }
 
 

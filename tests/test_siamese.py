@@ -25,7 +25,7 @@ from sslbench.pipeline.phases import pretrain, seed_everything
 from sslbench.pretext.barlow_twins import barlow_twins_loss
 from sslbench.pretext.base import random_crops
 from sslbench.pretext.byol import BYOL, regression_loss
-from sslbench.pretext.dino import DINO, DINOHead, dino_loss
+from sslbench.pretext.dino import DINO, DINOHead, dino_loss, teacher_entropy
 from sslbench.pretext.moco_v2 import MoCoV2, info_nce
 from sslbench.pretext.simclr import nt_xent
 from sslbench.pretext.views import ViewSettings, gaussian_blur, random_views
@@ -148,6 +148,24 @@ def test_dino_loss_is_carons_cross_entropy_of_the_centred_sharpened_teacher_on_t
         terms.append(-sum(p * math.log(q) for p, q in zip(target, prediction)))
     loss = dino_loss(student, teacher, torch.tensor(center), tau_s, tau_t)
     assert loss.item() == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+
+
+def test_dino_teacher_entropy_reads_log_k_for_uniform_targets_and_0_for_one_hot_ones():
+    center = torch.zeros(5)
+    assert teacher_entropy(torch.full((4, 5), 0.3), center, 0.04).item() == pytest.approx(math.log(5))
+    one_hot = torch.eye(5)[:4] * 10
+    assert teacher_entropy(one_hot, center, 0.04).item() == pytest.approx(0, abs=1e-6)
+    targets = softmax([1.0, 0.5, 0.0], 0.5)
+    entropy = teacher_entropy(torch.tensor([[1.0, 0.5, 0.0]]), torch.zeros(3), 0.5).item()
+    assert entropy == pytest.approx(-sum(p * math.log(p) for p in targets), rel=1e-5)
+
+
+def test_dino_head_batch_norm_follows_each_hidden_layer_in_student_and_teacher():
+    plain, normed = DINOHead(5, 16, 4, 7), DINOHead(5, 16, 4, 7, batch_norm=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.modules())
+    assert [m.num_features for m in normed.modules() if isinstance(m, torch.nn.BatchNorm1d)] == [16, 16]
+    dino = DINO((3, 8), crop=16, hidden_dim=16, bottleneck_dim=4, prototypes=7, head_batch_norm=True)
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in dino.target_projector.modules()) == 2
 
 
 def test_dino_center_follows_every_teacher_output_with_momentum_0_9():

@@ -8,4 +8,5 @@ label = "DINO"
 # views over the wider scale range (0.14, 1) their code recommends without local crops (pretext/dino.py).
 pretext = dict(type="DINO", crop=768, hidden_dim=2048, bottleneck_dim=256, prototypes=65536, student_temperature=0.1,
                teacher_temperature=(0.04, 0.07), teacher_warmup=0.3, center_momentum=0.9, momentum=0.996,
+               head_batch_norm=False,
                views=dict(scale=(0.14, 1.0)))

@@ -3,7 +3,8 @@ Self-Supervised Vision Transformers") — self-distillation without labels: a st
 teacher's sharpened, centred distribution over K prototypes for another view of the same crop.
 
 Student: encoder -> global average pool -> DINO head (their code's ``DINOHead``: a 3-layer MLP, hidden
-2048 with GELU, to a 256-d bottleneck, L2-normalised, then a weight-normalised linear layer without bias
+2048 with GELU, BatchNorm after each hidden layer if ``head_batch_norm`` (their ``use_bn_in_head``), to a
+256-d bottleneck, L2-normalised, then a weight-normalised linear layer without bias
 to K = 65,536 prototypes whose norm is fixed at 1, i.e. rows of unit length). Teacher: a momentum copy of
 encoder and head, τ from 0.996 to 1 on BYOL's cosine schedule. Loss (their Eq. 1 and Algorithm 1):
 H(t, s) = −Σ_k softmax((t − c)/τ_t)_k · log softmax(s/τ_s)_k between the teacher's output t for one view
@@ -46,13 +47,20 @@ def dino_loss(student: torch.Tensor, teacher: torch.Tensor, center: torch.Tensor
                for target, log_prediction in zip(targets, reversed(log_predictions))) / 2
 
 
+@torch.no_grad()
+def teacher_entropy(teacher: torch.Tensor, center: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    """Mean entropy of the teacher's targets, their Sec. 5.3 collapse monitor: log K when the targets
+    are uniform (collapse by centering), 0 when one prototype takes all (collapse by sharpening)."""
+    return torch.special.entr(F.softmax((teacher.float() - center) / temperature, dim=1)).sum(1).mean()
+
+
 class DINOHead(nn.Module):
     """MLP to a bottleneck, L2 normalisation, then unit-length prototypes: weight normalisation with its
     gain fixed at 1 (their ``norm_last_layer``) is a row-normalised weight, so no parametrisation is needed."""
 
-    def __init__(self, width: int, hidden_dim: int, bottleneck_dim: int, prototypes: int):
+    def __init__(self, width: int, hidden_dim: int, bottleneck_dim: int, prototypes: int, batch_norm: bool = False):
         super().__init__()
-        self.mlp = mlp([width, hidden_dim, hidden_dim, bottleneck_dim], batch_norm=False, activation=nn.GELU)
+        self.mlp = mlp([width, hidden_dim, hidden_dim, bottleneck_dim], batch_norm=batch_norm, activation=nn.GELU)
         for layer in self.mlp:
             if isinstance(layer, nn.Linear):  # their init; the last layer keeps nn.Linear's, as in their code
                 nn.init.trunc_normal_(layer.weight, std=0.02)
@@ -70,7 +78,8 @@ class DINO(MomentumPretext):
     def __init__(self, encoder_channels: Sequence[int], crop: int = 768, hidden_dim: int = 2048,
                  bottleneck_dim: int = 256, prototypes: int = 65536, student_temperature: float = 0.1,
                  teacher_temperature: tuple[float, float] = (0.04, 0.07), teacher_warmup: float = 0.3,
-                 center_momentum: float = 0.9, momentum: float = 0.996, views: dict | None = None):
+                 center_momentum: float = 0.9, momentum: float = 0.996, head_batch_norm: bool = False,
+                 views: dict | None = None):
         super().__init__(encoder_channels, crop, views)
         start, end = teacher_temperature
         if not (0 < start and 0 < end and student_temperature > 0 and 0 <= teacher_warmup <= 1
@@ -81,7 +90,7 @@ class DINO(MomentumPretext):
                              f"center_momentum={center_momentum}, momentum={momentum}.")
         self.student_temperature, self.teacher_temperatures = student_temperature, (start, end)
         self.teacher_warmup, self.center_momentum, self.base_momentum = teacher_warmup, center_momentum, momentum
-        self.projector = DINOHead(self.width, hidden_dim, bottleneck_dim, prototypes)
+        self.projector = DINOHead(self.width, hidden_dim, bottleneck_dim, prototypes, head_batch_norm)
         self.target_projector = momentum_copy(self.projector)
         # buffers: checkpointed with the pretext, so a resumed run continues its center and schedule
         self.register_buffer("center", torch.zeros(prototypes))
@@ -96,9 +105,11 @@ class DINO(MomentumPretext):
         views = batch["views"]
         student = self.projector(self.features(encoder, views))
         teacher = self.target_features(views)
-        loss = dino_loss(student, teacher, self.center, self.student_temperature, self.teacher_temperature())
+        temperature = self.teacher_temperature()
+        loss = dino_loss(student, teacher, self.center, self.student_temperature, temperature)
+        entropy = teacher_entropy(teacher, self.center, temperature)
         self.update_center(teacher)
-        return {"loss": loss}
+        return {"loss": loss, "teacher_entropy": entropy}
 
     @torch.no_grad()
     def update_center(self, teacher: torch.Tensor) -> None:

@@ -46,7 +46,6 @@ def task_spans(folder):
     return sorted(spans)
 
 
-@pytest.mark.slow
 @pytest.fixture
 def one_thread(monkeypatch):
     """Every process computes on one thread: oneDNN's multi-threaded reductions (convolution weight
@@ -59,6 +58,7 @@ def one_thread(monkeypatch):
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_local_launcher_matches_in_process_reports_a_failed_task_and_resumes(tmp_path, one_thread):
     runner = CliRunner()
     in_process = runner.invoke(app, bench(tmp_path / "in-process")[3:])

@@ -60,8 +60,16 @@ def test_every_pretext_pretrains_a_vit_or_initialises_it(tmp_path, images, name)
         assert all(torch.equal(now[key], expected[key]) for key in now)
         return
     assert [h["step"] for h in history] == [1, 2] and all(math.isfinite(h["loss"]) for h in history), history
-    unmoved = [key for key in now if torch.equal(now[key], start[key])]
+    # the last block's fc2 bias shifts every crop's pooled features alike; a projector that batch-normalises
+    # after its first linear layer removes that shift, so its gradient is zero up to rounding (0 under bf16)
+    shift_only = ({f"model.blocks.{len(encoder.model.blocks) - 1}.mlp.fc2.bias"}
+                  if batch_norm_after_first_linear(getattr(pretext, "projector", None)) else set())
+    unmoved = [key for key in now if key not in shift_only and torch.equal(now[key], start[key])]
     assert not unmoved, f"{name}: encoder weights the loss did not move: {unmoved}"
+
+
+def batch_norm_after_first_linear(projector) -> bool:
+    return isinstance(projector, torch.nn.Sequential) and isinstance(projector[1], torch.nn.BatchNorm1d)
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))

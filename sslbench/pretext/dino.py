@@ -36,12 +36,17 @@ from sslbench.pretext.siamese import MomentumPretext, gather, mlp, momentum_copy
 from sslbench.registry import PRETEXTS
 
 
+def teacher_targets(teacher: torch.Tensor, center: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    """The teacher's centred, sharpened distribution over the prototypes, per row."""
+    return F.softmax((teacher - center) / temperature, dim=1)
+
+
 @full_precision
 def dino_loss(student: torch.Tensor, teacher: torch.Tensor, center: torch.Tensor, student_temperature: float,
               teacher_temperature: float | torch.Tensor) -> torch.Tensor:
     """(2N, K) outputs, view 1 of crop i at row i and view 2 at N + i: the teacher's distribution of each
     view is the target of the student's for the other view; mean over crops, then over the two pairs."""
-    targets = F.softmax((teacher - center) / teacher_temperature, dim=1).chunk(2)
+    targets = teacher_targets(teacher, center, teacher_temperature).chunk(2)
     log_predictions = F.log_softmax(student / student_temperature, dim=1).chunk(2)
     return sum(-(target * log_prediction).sum(1).mean()
                for target, log_prediction in zip(targets, reversed(log_predictions))) / 2
@@ -51,7 +56,7 @@ def dino_loss(student: torch.Tensor, teacher: torch.Tensor, center: torch.Tensor
 def teacher_entropy(teacher: torch.Tensor, center: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
     """Mean entropy of the teacher's targets, their Sec. 5.3 collapse monitor: log K when the targets
     are uniform (collapse by centering), 0 when one prototype takes all (collapse by sharpening)."""
-    return torch.special.entr(F.softmax((teacher.float() - center) / temperature, dim=1)).sum(1).mean()
+    return torch.special.entr(teacher_targets(teacher.float(), center, temperature)).sum(1).mean()
 
 
 class DINOHead(nn.Module):

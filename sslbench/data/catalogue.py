@@ -2,7 +2,9 @@
 
 The built-in catalogue lists what is known without network access: official pages and direct URLs,
 the archive type and the layout it unpacks to. No SHA-256 here was checked against a real download
-(None): a download without a known checksum is refused unless the caller passes ``verify=False``.
+from this project (no network): TNBC's is the one torch-em's loader checks on every download, and
+the rest are unknown (None). A download without a known checksum is refused unless the caller passes
+``verify=False``.
 Datasets whose licence needs a login or an acceptance list the steps instead of a URL. A JSON file
 (``--catalogue`` or $SSLBENCH_DATA_CATALOGUE: {name: {field: value}}) adds or replaces entries, e.g.
 a local mirror with its checksum."""
@@ -49,7 +51,9 @@ _WARWICK = "https://warwick.ac.uk/fac/cross_fac/tia/data"
 CATALOGUE = {s.name: s for s in (
     Source("tnbc", "tnbc", "TNBC_NucleiSegmentation/Slide_XX/*.png + GT_XX/*.png (binary masks)",
            "see the Zenodo record (not verified here)", "https://doi.org/10.5281/zenodo.1175282",
-           urls=("https://zenodo.org/record/1175282/files/TNBC_NucleiSegmentation.zip",)),
+           urls=("https://zenodo.org/record/1175282/files/TNBC_NucleiSegmentation.zip",),
+           # torch-em's (torch_em/data/datasets/histopathology/tnbc.py), for this Zenodo file
+           sha256="da708c3a988f4ad4b9bbb9283b387faf703f0bc0e5e689927306bd27ea13a57f"),
     Source("nuinsseg", "nuinsseg", "<organ>/tissue images/*.png + label masks modify/*.tif + vague areas/",
            "CC BY 4.0", "https://doi.org/10.5281/zenodo.10518968",
            urls=("https://zenodo.org/records/10518968/files/NuInsSeg.zip",)),

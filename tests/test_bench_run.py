@@ -78,6 +78,9 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     assert board.exit_code == 0, board.output
     assert "| 65.29" in board.output and "| 70.63 (+5.34)" in board.output
     assert "2 labelled images of" in board.output and "Aggregation: per_image_mean" in board.output
+    caption = (out / "leaderboard-table3.md").read_text()  # the data by name and content, not this machine's path
+    content = rows[0]["context"]["data_content"]["test_data"]
+    assert f"labelled images of {test_data.name} (content {content})" in caption and str(test_data) not in caption
     assert "MIXED ARITHMETIC: " in board.output and "Other CPU (1 row)" in board.output
     assert (out / "leaderboard-table3.md").read_text().count("\n| ") == 4 + 1  # header + 4 strategies
     pairs = CliRunner().invoke(app, ["leaderboard", "--suite", "table3", "--out", str(out), "--format", "md",

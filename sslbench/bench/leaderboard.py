@@ -367,16 +367,23 @@ def protocol_note(suite: Suite, rows: list[dict]) -> str:
     return "; protocol: " + " and ".join(PROTOCOL_TEXT[p] for p in sorted({protocol_of(r["config"]) for r in rows}))
 
 
+def data_label(context: dict, key: str, path: str) -> str:
+    """A data folder by its name and content fingerprint where the row recorded one: the absolute path
+    names only the machine that ran the job, and the fingerprint is what the job keys hash."""
+    content = context.get("data_content", {}).get(key)
+    return f"{Path(path).name} (content {content})" if content else path
+
+
 def setup_text(suite: Suite, rows: list[dict], context: dict) -> str:
     """What the rows of one bench setup trained and were tested on, for a caption."""
-    data = context["data"] or "synthetic H&E (built-in)"
+    data = data_label(context, "data", context["data"]) if context["data"] else "synthetic H&E (built-in)"
     counts = sorted({r["test_images"] for r in rows})
     if suite.folds:
         test = f"{suite.folds}-fold cross-validation, {'/'.join(map(str, counts))} images per fold"
         if len(counts) > 1:  # then the folds' mean is not the mean over all held-out images
             test += " (Average: the mean over folds, as in the paper's Table 4, not over images)"
     elif context["test_data"]:
-        test = f"{counts[0]} labelled images of {context['test_data']}"
+        test = f"{counts[0]} labelled images of {data_label(context, 'test_data', context['test_data'])}"
     elif rows[0]["config"]["split"].get("group_by"):
         test = (f"{counts[0]} images of whole {rows[0]['config']['split']['group_by']}s held out of the data "
                 "(split.group_by, split.test_ratio, split.seed; train/val also drawn by them)")
@@ -387,7 +394,8 @@ def setup_text(suite: Suite, rows: list[dict], context: dict) -> str:
     for name, entry in context.get("transfer_test", {}).items():
         sizes = sorted({len(r["scores"]["transfer"][name]["per_image"]) for r in rows})
         reader = f" (reader {entry['reader']})" if entry.get("reader") else ""
-        test += f"; {name}: {'/'.join(map(str, sizes))} labelled images of {entry['path']}{reader}"
+        test += (f"; {name}: {'/'.join(map(str, sizes))} labelled images of "
+                 f"{data_label(context, f'transfer_test.{name}', entry['path'])}{reader}")
     reader = f" (reader {context['reader']})" if context.get("reader") else ""
     extra = f"; overrides {' '.join(context['overrides'])}" if context["overrides"] else ""
     if len({r["seed"] for r in rows}) > 1:

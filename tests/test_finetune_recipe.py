@@ -102,10 +102,13 @@ def test_post_processing_is_tuned_on_the_given_images():
             return torch.from_numpy(np.log(probs + 1e-9))[None].expand(x.shape[0], -1, -1, -1)
 
     image = np.zeros((64, 64, 3), np.uint8)
-    chosen, aji = tune_postprocess(Fixed(), [Sample("pair", image, labels)], torch.device("cpu"),
-                                   {"min_area": (5,), "body_threshold": (None, 0.5)}, tile=64, overlap=0)
+    chosen, aji, grid = tune_postprocess(Fixed(), [Sample("pair", image, labels)], torch.device("cpu"),
+                                         {"min_area": (5,), "body_threshold": (None, 0.5)}, tile=64, overlap=0)
     assert chosen == {"min_area": 5, "body_threshold": 0.5}
     assert aji > 0.7
+    # every grid point's per-image AJI is kept, in grid order: argmax merges the bridged pair
+    assert [entry["values"] for entry in grid] == [{"min_area": 5, "body_threshold": None}, chosen]
+    assert grid[1]["aji"] == [aji] and grid[0]["aji"][0] < 0.7
 
 
 def test_cpu_preset_names_its_backbone_and_the_others_keep_resnet101():
@@ -140,6 +143,9 @@ def test_cpu_preset_run_stores_the_post_processing_chosen_on_validation(tmp_path
     assert metrics["postprocess"]["values"] == {"min_area": 5, "min_seed_area": 4, "body_threshold": 0.5,
                                                 "foreground_threshold": None}
     assert metrics["postprocess"]["chosen_on"] == "validation"
+    grid = metrics["postprocess"]["grid"]  # each grid point's AJI on each val image, for later analysis
+    assert [entry["values"]["min_area"] for entry in grid] == [5, 10 ** 6]
+    assert len(grid[0]["aji"]) == len(metrics["postprocess"]["val_names"]) and set(grid[1]["aji"]) == {0.0}
     assert metrics["validation"][-1]["step"] == 2 and "aji" in metrics["validation"][-1]
     assert set(load_file(out / "model.safetensors")) == set(build_segmenter(
         dict(type="SmpEncoder", name="resnet18"), dict(type="Unet")).state_dict())

@@ -44,21 +44,24 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, 
 
 def tune_postprocess(model: nn.Module, samples: Sequence[Sample], device: torch.device, grid: dict[str, Sequence],
                      tile: int = 512, overlap: int = 64, flips: bool = False,
-                     inference: Inference = Inference()) -> tuple[dict, float]:
+                     inference: Inference = Inference()) -> tuple[dict, float, list[dict]]:
     """``best_postprocess`` on ``samples``, their probabilities predicted once (by every process: no sharding)."""
     probs = [predict_probabilities(model, s.image, device, tile, overlap, flips, inference) for s in samples]
     return best_postprocess([s.labels for s in samples], probs, grid)
 
 
 def best_postprocess(labels: Sequence[np.ndarray], probs: Sequence[np.ndarray],
-                     grid: dict[str, Sequence]) -> tuple[dict, float]:
+                     grid: dict[str, Sequence]) -> tuple[dict, float, list[dict]]:
     """The combination of ``probabilities_to_instances`` arguments in ``grid`` ({name: candidate
-    values}) with the highest per-image-mean AJI, and that AJI; ties go to the first in grid order."""
-    best, best_aji = {}, -1.0
+    values}) with the highest per-image-mean AJI, that AJI, and every combination's per-image AJI
+    ([{"values", "aji": [one per image]}], in grid order), kept so that how well the choice carries
+    to unseen images can be estimated later (leave one image out) without predicting again; ties go
+    to the first in grid order."""
+    scored = []
     for values in itertools.product(*grid.values()):
         params = dict(zip(grid, values))
-        aji = float(np.mean([image_counts(gt, probabilities_to_instances(p, **params)).metrics()["aji"]
-                             for gt, p in zip(labels, probs)]))
-        if aji > best_aji:
-            best, best_aji = params, aji
-    return best, best_aji
+        per_image = [image_counts(gt, probabilities_to_instances(p, **params)).metrics()["aji"]
+                     for gt, p in zip(labels, probs)]
+        scored.append({"values": params, "aji": per_image})
+    best = max(scored, key=lambda entry: float(np.mean(entry["aji"])))  # max keeps the first of equals
+    return best["values"], float(np.mean(best["aji"])), scored

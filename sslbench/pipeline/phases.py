@@ -200,9 +200,10 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
     ev = cfg.evaluation
     postprocess = {}
     if ev.get("tune") and split.val:
-        chosen, val_aji = tune_postprocess(model, split.val, device, ev["tune"], ev["tile"], ev["overlap"],
-                                           ev.get("flips", False), inference())
-        postprocess = {"chosen_on": "validation", "val_aji_per_image_mean": val_aji, "values": chosen}
+        chosen, val_aji, grid = tune_postprocess(model, split.val, device, ev["tune"], ev["tile"], ev["overlap"],
+                                                 ev.get("flips", False), inference())
+        postprocess = {"chosen_on": "validation", "val_aji_per_image_mean": val_aji, "values": chosen,
+                       "val_names": [s.name for s in split.val], "grid": grid}
         log.info("post-processing chosen on validation: %s (per-image-mean AJI %.4f)", chosen, val_aji)
 
     def score(samples: list[Sample], description: str) -> dict:

@@ -30,6 +30,9 @@ def leaderboard(
                                                         "images (leaderboard-<suite>-organs.md/.csv)."),
     runs: bool = typer.Option(False, "--runs", help="Also print one row per job: images it trained and validated on, "
                                                     "its score per test image, its time (leaderboard-<suite>-runs.md/.csv)."),
+    postprocess: bool = typer.Option(False, "--postprocess", help="Also print, per job, how its post-processing "
+                                                                  "choice carries to val images it was not chosen "
+                                                                  "on (leaderboard-<suite>-postprocess.md/.csv)."),
     as_json: Json = False,
     out: StoreAsOut = None,
 ) -> None:
@@ -38,6 +41,7 @@ def leaderboard(
     from sslbench.bench.leaderboard import (image_pairs, job_runs, select_rows, suite_leaderboard, to_csv, to_markdown,
                                             to_rich, write_board)
     from sslbench.bench.organs import organ_board
+    from sslbench.bench.postprocessing import postprocess_board
     from sslbench.bench.store import Store, merge_results
     from sslbench.bench.suites import load_suite
 
@@ -51,8 +55,9 @@ def leaderboard(
     board = suite_leaderboard(out, load_suite(suite), aggregation)
     write_board(board, out, suite if aggregation == DEFAULT_AGGREGATION else f"{suite}-{aggregation}")
     boards = [board]
-    extras = {name: build for name, build, wanted in (("pairs", image_pairs, pairs), ("organs", organ_board, organs),
-                                                                 ("runs", job_runs, runs)) if wanted}
+    wanted = {"pairs": (image_pairs, pairs), "organs": (organ_board, organs), "runs": (job_runs, runs),
+              "postprocess": (postprocess_board, postprocess)}
+    extras = {name: build for name, (build, asked) in wanted.items() if asked}
     if extras:
         suite_folds, rows, _ = select_rows(load_suite(suite), Store(out, create=False).rows())
     for name, build in extras.items():

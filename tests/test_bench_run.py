@@ -7,13 +7,18 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import sslbench
+
 from data_helpers import write_folder_set
 from store_helpers import set_arithmetic
 from sslbench.bench.store import Store
+from sslbench.bench.tasks import git_commit
 from sslbench.cli import app
 from sslbench.data.base import Sample
 from sslbench.data.synthetic import Synthetic
@@ -21,6 +26,15 @@ from sslbench.eval.metrics import aji
 from tiny import assert_bench_row, tiny_args
 
 TINY = tiny_args()
+
+
+def test_rows_name_the_commit_and_whether_the_code_differed_from_it():
+    root = Path(sslbench.__file__).parents[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("sslbench is not run from a git checkout here")
+    changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "sslbench", "registry"], cwd=root).returncode
+    assert git_commit() == head.stdout.strip() + ("+modified" if changed else "")
 
 
 def rows_in(out):

@@ -37,15 +37,24 @@ from sslbench.pipeline.data import DataSplit
 from sslbench.pipeline.phases import acceleration, finetune_phase, predict_instances, pretrain_phase, resolve_device
 
 
-def git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(sslbench.__file__).parent,
-                                capture_output=True, text=True, timeout=10)
+        result = subprocess.run(["git", *args], cwd=Path(sslbench.__file__).parent, capture_output=True, text=True,
+                                timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    if result.returncode != 0:
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout sslbench runs from, with "+modified" where its code (sslbench/, registry/)
+    differs from HEAD: a row computed by uncommitted code says so. None outside a git checkout."""
+    head = _git("rev-parse", "HEAD")
+    if not head:
         return None
-    return result.stdout.strip() or None
+    package = Path(sslbench.__file__).parent
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", str(package), str(package.parent / "registry"))
+    return head + ("+modified" if changed else "")
 
 
 def versions() -> dict:
@@ -96,6 +105,7 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
     """Finetune from ``encoder``, score the test images, save the first one's prediction; returns the
     job's store row."""
     job, key = planned.job, planned.key
+    commit = git_commit()  # the code this process loaded, not what HEAD is when the job ends
     checkpoints = finetuning_checkpoints(opts.out, planned)
     with training(checkpoints):
         result = finetune_phase(cfg, split, encoder, device, checkpoints)
@@ -119,7 +129,7 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
         # pretraining's from the encoder's sidecar: the same whichever job made the encoder
         "resources": {"pretrain": (encoder_file.finished() or {}).get("resources"),
                       "finetune": result["resources"]},
-        "versions": versions(), "git_commit": git_commit(),
+        "versions": versions(), "git_commit": commit,
         "encoder": str(encoder_file.path.relative_to(opts.out)), "prediction": prediction,
     }
 

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 import sslbench
-
 from data_helpers import write_folder_set
 from store_helpers import set_arithmetic
 from sslbench.bench.store import Store

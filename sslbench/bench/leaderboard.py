@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from sslbench.bench.stats import describe, t_interval
+from sslbench.bench.stats import describe, mean_and_interval, t_interval
 from sslbench.bench.plan import setup_identity
 from sslbench.bench.store import Store
 from sslbench.bench.suites import Suite, protocol_of
@@ -486,10 +486,7 @@ def _pair_rows(suite: Suite, rows: list[dict], metric: str) -> list[Row]:
                 cells.append(Cell())
                 continue
             pairs = [d for ds in by_image.values() for d in ds]
-            image_means = [statistics.fmean(ds) for ds in by_image.values()]
-            interval = t_interval(image_means)
-            over_images = f"{statistics.fmean(image_means):+.2f}" + (
-                "" if interval is None else f" [{interval[0]:+.2f}, {interval[1]:+.2f}]")
+            over_images = mean_and_interval([statistics.fmean(ds) for ds in by_image.values()])
             seeds = seed_differences(mine_seeds[-1 if suite.folds else i], base_seeds[-1 if suite.folds else i])
             over_seeds = describe(seeds, suite.equivalence_margin) if seeds else "no paired seeds"
             cells.append(Cell(text=f"seeds: {over_seeds} | images: {sum(d > 0 for d in pairs)}/{len(pairs)} pairs "

@@ -12,7 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from sslbench.bench.leaderboard import Board, Cell, Row, strategy_label
-from sslbench.bench.stats import t_interval
+from sslbench.bench.stats import mean_and_interval
 from sslbench.bench.suites import Suite
 from sslbench.eval.postprocess import probabilities_to_instances
 
@@ -59,11 +59,12 @@ def pooled_elsewhere(row: dict, others: list[dict]) -> tuple[int, float] | None:
     """One point for every job, chosen on the other jobs' val images that are not this job's (so no image
     is both chosen on and scored), and this job's val AJI under it."""
     mine = set(row["scores"]["postprocess"]["val_names"])
-    columns = [_scores(other)[:, i] for other in others if other is not row
-               for i, name in enumerate(other["scores"]["postprocess"]["val_names"]) if name not in mine]
-    if not columns:
+    columns = [[i for i, name in enumerate(other["scores"]["postprocess"]["val_names"]) if name not in mine]
+               for other in others]
+    pooled = [_scores(other)[:, kept] for other, kept in zip(others, columns) if other is not row and kept]
+    if not pooled:
         return None
-    point = choose(np.stack(columns, axis=1))
+    point = choose(np.concatenate(pooled, axis=1))
     return point, float(_scores(row)[point].mean())
 
 
@@ -74,10 +75,8 @@ def _seed_interval(per_job: list[tuple[int, float]]) -> str:
     for seed, value in per_job:
         by_seed[seed].append(value)
     means = [statistics.fmean(v) for v in by_seed.values()]
-    interval = t_interval(means)
-    spread = f" [{interval[0]:+.2f}, {interval[1]:+.2f}], 95 % t over {len(means)} seeds" if interval else \
-        f" ({len(means)} seed: no interval)"
-    return f"{statistics.fmean(means):+.2f}{spread}"
+    return mean_and_interval(means) + (f", 95 % t over {len(means)} seeds" if len(means) > 1 else
+                                       f" ({len(means)} seed: no interval)")
 
 
 def postprocess_board(suite: Suite, rows: list[dict]) -> Board:

@@ -57,16 +57,20 @@ def verdict(values: Sequence[float], margin: float | None = None) -> str:
     return "no difference detected"
 
 
+def mean_and_interval(values: Sequence[float]) -> str:
+    """"+0.40 [−1.90, +2.70]": the mean and its 95 % t-interval (the mean alone below two values)."""
+    interval = t_interval(values)
+    return f"{statistics.fmean(values):+.2f}" + ("" if interval is None else f" [{interval[0]:+.2f}, {interval[1]:+.2f}]")
+
+
 def describe(values: Sequence[float], margin: float | None = None) -> str:
     """One comparison in words: mean [95 % interval], verdict, and for an unresolved one the power it
     had and the seeds that would resolve it ("+0.40 [−1.90, +2.70]: no difference detected; power 0.09,
     ~52 seeds for 80 %")."""
-    mean = statistics.fmean(values)
     interval = t_interval(values)
-    text = f"{mean:+.2f}" + ("" if interval is None else f" [{interval[0]:+.2f}, {interval[1]:+.2f}]")
-    text += f": {verdict(values, margin)}"
+    text = f"{mean_and_interval(values)}: {verdict(values, margin)}"
     if interval is not None and interval[0] <= 0 <= interval[1]:
-        sd = statistics.stdev(values)
+        mean, sd = statistics.fmean(values), statistics.stdev(values)
         needed = seeds_to_resolve(mean, sd)
         text += (f"; power {power(mean, sd, len(values)):.2f}, "
                  + (f"{needed} seeds for 80 %" if needed else f"over {MAX_SEEDS} seeds for 80 %"))

@@ -120,6 +120,8 @@ class RunConfig(_Section):
     test_data: str | None = None
     unlabeled: str | None = None
     transfer_test: dict[str, TransferSet] | None = None
+    # run --validate-only: stop after the validation images; no test image is scored
+    validate_only: bool = False
     split: Split
     pretrain: Training
     finetune: Finetune
@@ -218,14 +220,15 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
                        seed: int = 0, device: str = "auto", data: str | None = None, test_data: str | None = None,
                        unlabeled: str | None = None, overrides: list[str] | None = None,
                        allow_synthetic: bool = False, reader: str | None = None,
-                       transfer_test: dict[str, dict] | None = None) -> Config:
+                       transfer_test: dict[str, dict] | None = None, validate_only: bool = False) -> Config:
     """One flat config for a run; ``preset`` sizes override the pretext's where it accepts them,
     then ``overrides`` ("finetune.steps=200", "pretext.weights=/path/r101.pth") override anything.
     ``backbone`` None: the preset's ``backbone``, else resnet101 (the paper's). A preset marked
     ``real_data`` (mini, paper) refuses the synthetic default unless ``allow_synthetic``. ``reader``
     reads ``data`` with that reader instead of the detected one; ``transfer_test`` ({name: {"path",
-    "reader"}}) names extra labelled test sets. Both are left out of the config when not given, so
-    configs (and job keys) without them stay as they were. Unknown keys and bad values are refused
+    "reader"}}) names extra labelled test sets; ``validate_only`` stops the run after its validation
+    images. All three are left out of the config when not given, so configs (and job keys) without them
+    stay as they were. Unknown keys and bad values are refused
     (``validate``), naming the preset file or ``--set``."""
     cfg = load_component("preset", preset)
     origin = f"preset {preset} (registry/preset/{preset}.py)"
@@ -254,6 +257,7 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
         data=dict(cfg.data) if data is None else dict(type="path", path=str(data),
                                                       **({"reader": reader} if reader else {})),
         test_data=test_data, unlabeled=unlabeled, **({"transfer_test": transfer_test} if transfer_test else {}),
+        **({"validate_only": True} if validate_only else {}),
         split=dict(cfg.split), pretrain=dict(cfg.pretrain), finetune=dict(cfg.finetune),
         evaluation=dict(cfg.evaluation),
         engine={**ENGINE_DEFAULTS, **cfg.get("engine", {})},

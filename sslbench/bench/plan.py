@@ -135,6 +135,9 @@ def check_strategies(opts: BenchOptions) -> None:
     if opts.suite.protocols and any(o.startswith("finetune.freeze_encoder=") for o in opts.overrides):
         raise ConfigError(f"--set finetune.freeze_encoder: suite {opts.suite.name} runs each job under each of its "
                           f"protocols ({', '.join(opts.suite.protocols)}); drop the --set.")
+    if any(o.startswith("validate_only=") for o in opts.overrides):
+        raise ConfigError("--set validate_only: a bench row is its test scores; to choose a recipe on validation "
+                          "images only, use `sslbench run --validate-only`.")
     for override in opts.overrides:
         if not any(override in strategy_overrides(s, [override]) for s in opts.suite.strategies):
             raise ConfigError(f"--set {override}: no strategy of suite {opts.suite.name} takes this pretext option.")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from sslbench.cli.app import app, console, json_on_stdout, print_json, warn
 from sslbench.cli.options import (AllowSynthetic, Backbone, Compile, Data, Device, Head, Overrides, Plugins,
@@ -42,6 +43,21 @@ def attach_log_file(path: Path) -> logging.Handler:
     return handler
 
 
+def validation_table(result: dict, title: str, caption: str) -> Table:
+    """A --validate-only run: per-image-mean val AJI at each validation step (argmax classes), then with the
+    post-processing chosen on the same images (optimistic: chosen and scored on them)."""
+    table = Table(title=title, caption=caption)
+    for header in ("Val AJI % at step " + " / ".join(str(v["step"]) for v in result["validation"]),
+                   "Val AJI %, post-processing chosen on val", "Chosen", "Finetune s"):
+        table.add_column(header, justify="right")
+    chosen = result["postprocess"]
+    table.add_row(" / ".join(f"{100 * v['aji']:.2f}" for v in result["validation"]) or "—",
+                  f"{100 * chosen['val_aji_per_image_mean']:.2f}" if chosen else "— (no grid)",
+                  ", ".join(f"{k} {v}" for k, v in chosen.get("values", {}).items()) or "—",
+                  f"{result['seconds']['finetune']:.0f}")
+    return table
+
+
 def default_out_dir(pretext: str) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{pretext}"
 
@@ -65,6 +81,11 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run's result record (metrics.json's content "
                                                          "and the run folder) as JSON instead of a table; "
                                                          "progress goes to stderr.")] = False,
+    validate_only: Annotated[bool, typer.Option(
+        "--validate-only", help="Stop after the validation images (checkpoint and post-processing chosen, scored): "
+                                "score no test image, for choosing a recipe. Pass --test-data all the same, so the "
+                                "split is the one a full run draws; score the fixed choice once later with "
+                                "`sslbench predict RUN_FOLDER TEST_DATA --out DIR`.")] = False,
 ) -> None:
     """Pretrain an encoder, finetune ResUNet on it, score AJI on held-out images.
 
@@ -79,7 +100,7 @@ def run(
     load_plugins_for_cli(plugin)
     cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, head=head, seed=seed, device=device,
                              data=absolute(data), test_data=absolute(test_data), unlabeled=absolute(unlabeled),
-                             allow_synthetic=allow_synthetic,
+                             allow_synthetic=allow_synthetic, validate_only=validate_only,
                              overrides=[*set_, *(["engine.compile=True"] if compile_ else [])])
     folder = RunFolder(out or default_out_dir(pretext))
     folder.create()
@@ -101,6 +122,12 @@ def run(
         print_json({"run_folder": str(folder.path), "overlay": str(folder.overlay), **result})
         return
     data_name = "synthetic H&E (built-in)" if data is None else str(data)
+    if result["test"] is None:
+        console.print(validation_table(result, f"sslbench run --validate-only — {pretext}",
+                                       f"Data: {data_name}; preset {preset}; seed {seed}; "
+                                       f"{describe_arithmetic(result['arithmetic'])}. No test image was scored."))
+        console.print(f"Run folder: {folder.path}")
+        return
     test_name = f"the labelled images of {test_data}" if test_data else "held-out test images"
     paper = "Paper: MoNuSeg 2018 test set, Tables 2–3"
     if data is None:  # beside the paper's, a synthetic number would read as a reproduction

@@ -180,10 +180,11 @@ def pretrain_phase(cfg: Config, split: DataSplit, device: torch.device, encoder:
 
 
 def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: torch.device,
-                   checkpoints: Checkpoints) -> dict:
+                   checkpoints: Checkpoints, score_test: bool = True) -> dict:
     """Finetune ResUNet from ``encoder_state`` with a fresh decoder and score the test images, and each
     transfer set (``split.transfer``) as they are: with the post-processing chosen on the validation
-    images, nothing chosen on a test set.
+    images, nothing chosen on a test set. ``score_test`` False (``run --validate-only``) stops after the
+    validation images: ``test`` is None and no transfer set is scored.
 
     Training state is checkpointed in ``checkpoints`` and resumed from on a re-run; the checkpoint
     goes once the test scores exist.
@@ -210,8 +211,8 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
         return evaluate(model, samples, device, ev["min_area"], ev["tile"], ev["overlap"], description,
                         ev.get("flips", False), postprocess.get("values"), inference())
 
-    scores = score(split.test, "test")
-    transfer = {name: score(samples, f"test {name}") for name, samples in split.transfer.items()}
+    scores = score(split.test, "test") if score_test else None
+    transfer = {name: score(samples, f"test {name}") for name, samples in split.transfer.items() if score_test}
     checkpoints.finish("finetune")
     return {"model": model, "test": scores, "transfer": transfer, "validation": validations,
             "postprocess": postprocess, "history": history, "seconds": seconds, "resources": resources,

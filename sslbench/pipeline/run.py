@@ -44,14 +44,16 @@ def write_overlay(path: Path, cfg: Config, model: nn.Module, sample: Sample, sco
 
 def run_job(cfg: Config, out_dir: Path) -> dict:
     """Pretrain -> finetune -> evaluate; writes the run folder ``out_dir`` and returns the result
-    record. Re-running it on an unfinished folder resumes from the last checkpoints."""
+    record. Re-running it on an unfinished folder resumes from the last checkpoints. Under
+    ``validate_only`` the record's ``test`` is None and no overlay is drawn."""
     folder = RunFolder(Path(out_dir))
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.check_same_config(cfg)
     device, split = prepare(cfg)
     folder.write_config(cfg)
     pre = pretrain_phase(cfg, split, device, folder.encoder, folder.checkpoints)
-    fin = finetune_phase(cfg, split, folder.encoder.load(), device, folder.checkpoints)
+    validate_only = cfg.get("validate_only", False)
+    fin = finetune_phase(cfg, split, folder.encoder.load(), device, folder.checkpoints, score_test=not validate_only)
     result = {
         "strategy": cfg.name, "preset": cfg.preset, "seed": cfg.seed, "device": str(device),
         # "auto" picks bf16 per machine, and precision and kernels move the numbers (engine.accel)
@@ -66,9 +68,9 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
         "encoder_weights": folder.encoder.path.name,
         "versions": {"sslbench": sslbench.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
-        "overlay": folder.overlay.name,
+        "overlay": None if validate_only else folder.overlay.name,
     }
-    if distributed.is_main():  # every rank returns the same record; rank 0 alone writes the files
+    if distributed.is_main() and not validate_only:  # every rank returns the same record; rank 0 writes files
         write_overlay(folder.overlay, cfg, fin["model"], split.test[0], fin["test"], device,
                       fin["postprocess"].get("values"))
     folder.write_results(result, fin["model"].state_dict())

@@ -246,9 +246,12 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
     check_head_fits(backbone_cfg, head_cfg)
     pretext_cfg = component_config("pretext", pretext)
     cls = registered_class(PRETEXTS, pretext_cfg.get("type"))
-    if is_token_backbone(backbone_cfg) and getattr(cls, "vit_refusal", None):
-        raise ConfigError(f"pretext {pretext} cannot pretrain backbone {backbone} (a ViT): {cls.vit_refusal}; "
-                          f"use a CNN backbone (e.g. resnet34), or --skip {pretext} in a bench.")
+    vit = is_token_backbone(backbone_cfg)
+    refusal = getattr(cls, "vit_refusal" if vit else "cnn_refusal", None)
+    if refusal:
+        kind, other = ("a ViT", "a CNN backbone (e.g. resnet34)") if vit else ("a CNN", "a ViT backbone (e.g. vit_small_patch16_224)")
+        raise ConfigError(f"pretext {pretext} cannot pretrain backbone {backbone} ({kind}): {refusal}; "
+                          f"use {other}, or --skip {pretext} in a bench.")
     pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))
     merged = dict(
         name=pretext, preset=preset, seed=seed, device=device,

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sslbench.models import build_encoder, build_segmenter, transfer_encoder
-from tiny import WEIGHT_FILE_STRATEGIES
+from tiny import VIT_ONLY_PRETEXTS, WEIGHT_FILE_STRATEGIES
 
 BACKBONE = dict(type="SmpEncoder", name="resnet18")
 HEAD = dict(type="Unet", classes=3, decoder_channels=(64, 32, 16, 16, 8))
@@ -55,7 +55,7 @@ def tiles():
 def pretrainable_pretexts() -> list[str]:
     from sslbench.config import component_names
 
-    return [n for n in component_names("pretext") if n not in ("scratch", *WEIGHT_FILE_STRATEGIES)]
+    return [n for n in component_names("pretext") if n not in ("scratch", *WEIGHT_FILE_STRATEGIES, *VIT_ONLY_PRETEXTS)]
 
 
 @pytest.mark.parametrize("name", pretrainable_pretexts())

@@ -27,7 +27,7 @@ REFUSED = {"colorme": "pretext colorme cannot pretrain backbone deit_tiny_patch1
 STEPS = ["pretrain.steps=2", "pretrain.batch_size=2", "pretrain.log_every=1", "pretrain.weight_decay=0"]
 #: 64² crops (4×4 patches) and small heads, each set where the pretext has the option
 SIZES = {"crop": 64, "neg_scales": "(32, 16)", "dim": 64, "hidden_dim": 64, "prototypes": 64, "queue": 16,
-         "num_permutations": 8}
+         "num_permutations": 8, "decoder_width": 64, "decoder_heads": 4}
 
 
 def vit_config(name: str, extra: tuple[str, ...] = ()):

@@ -27,7 +27,7 @@ from sslbench.pretext.jigsaw import Jigsaw, permutation_set
 from sslbench.pretext.rotnet import RotNet
 from sslbench.pretext.simclr import SimCLR
 from sslbench.registry import PRETEXTS, build
-from tiny import WEIGHT_FILE_STRATEGIES, assert_scored, still_initial, tiny_args
+from tiny import VIT_ONLY_PRETEXTS, WEIGHT_FILE_STRATEGIES, assert_scored, still_initial, tiny_args
 
 RESNET18 = dict(type="SmpEncoder", name="resnet18")
 CHANNELS = (3, 64, 64, 128, 256, 512)
@@ -146,12 +146,14 @@ def test_barlow_twins_loss_is_the_papers_formula():
 
 # a projector of the configured width (8192 for Barlow Twins: 138M weights) adds nothing here
 SMALL_HEADS = {"barlow_twins": ["pretext.dim=256"], "byol": ["pretext.hidden_dim=256"],
-               "dino": ["pretext.hidden_dim=256", "pretext.prototypes=256"]}
+               "dino": ["pretext.hidden_dim=256", "pretext.prototypes=256"],
+               "mae": ["pretext.decoder_width=64", "pretext.decoder_heads=4"]}
 
 
 @pytest.mark.parametrize("name", [n for n in component_names("pretext") if n not in ("scratch", *WEIGHT_FILE_STRATEGIES)])
 def test_every_parameter_gets_a_gradient_so_ddp_needs_no_unused_parameter_search(images, name):
-    cfg = resolve_run_config(name, preset="smoke", backbone="resnet18", overrides=SMALL_HEADS.get(name))
+    backbone = "deit_tiny_patch16_224" if name in VIT_ONLY_PRETEXTS else "resnet18"
+    cfg = resolve_run_config(name, preset="smoke", backbone=backbone, overrides=SMALL_HEADS.get(name))
     encoder = build_encoder(cfg.backbone)
     pretext = build(PRETEXTS, cfg.pretext, encoder_channels=encoder.out_channels)
     pretext.init_encoder(encoder)

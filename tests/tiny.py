@@ -13,6 +13,8 @@ from sslbench.models import build_encoder
 
 # the weights-file strategy's two names (``imagenet``, the paper's, is ``weights`` on the same base)
 WEIGHT_FILE_STRATEGIES = ("imagenet", "weights")
+# pretexts that pretrain ViTs only (they refuse a CNN before any work, tests/test_mae.py)
+VIT_ONLY_PRETEXTS = ("mae",)
 
 TINY_SETTINGS = {"data.num_images": 6, "data.size": 160, "pretrain.steps": 2, "finetune.steps": 2}
 

@@ -45,6 +45,8 @@ class Pretext(nn.Module):
     #: why this task cannot pretrain a ViT (features: one token grid at the patch stride), or None;
     #: the config check refuses such a pair before any work
     vit_refusal: str | None = None
+    #: why this task cannot pretrain a CNN (features: maps at strides 2…32), or None; checked alike
+    cnn_refusal: str | None = None
 
     def __init__(self, encoder_channels: Sequence[int]):
         super().__init__()

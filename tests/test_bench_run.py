@@ -23,7 +23,7 @@ from sslbench.data.synthetic import Synthetic
 from sslbench.eval.metrics import aji
 from tiny import assert_bench_row, tiny_args
 
-TINY = tiny_args()
+TINY = tiny_args({"finetune.eval_every": 1})
 
 
 def test_rows_name_the_commit_and_whether_the_code_differed_from_it():
@@ -81,6 +81,9 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
         assert row["scores"]["per_image"][0]["aji"] == aji(truth, saved["instances"])
         assert row["finetune_seconds"] > 0 and row["versions"]["torch"] and len(row["key"]) == 16
         assert row["pretrain_seconds"] > 0  # instance_aware's too, if its encoder was made before the kill
+        # the validation curve that chose the checkpoint: every step, scored on the val images
+        assert [v["step"] for v in row["scores"]["validation"]] == [1, 2]
+        assert all(0 <= v["aji"] <= 1 for v in row["scores"]["validation"])
 
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "0 jobs run, 2 already done (skipped)" in again.output

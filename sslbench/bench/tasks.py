@@ -119,9 +119,10 @@ def finetune_job(opts: BenchOptions, planned: PlannedJob, cfg: Config, split: Da
         "key": key, "suite": opts.suite.name, "strategy": job.strategy, "fraction": job.fraction,
         "fold": job.fold, "seed": job.seed, "preset": opts.preset, "context": opts.context(),
         "config": cfg.to_dict(), **{m: scores[DEFAULT_AGGREGATION][m] for m in METRIC_COLUMNS},
-        # a transfer set's scores as the test set's ({"per_image_mean", "summed", "per_image"}), by its name
-        "scores": {**scores, "postprocess": result["postprocess"], **({"transfer": result["transfer"]}
-                                                                      if result["transfer"] else {})},
+        # a transfer set's scores as the test set's ({"per_image_mean", "summed", "per_image"}), by its name;
+        # validation: the val images' per-image means at each evaluated step, which chose the checkpoint
+        "scores": {**scores, "postprocess": result["postprocess"], "validation": result["validation"],
+                   **({"transfer": result["transfer"]} if result["transfer"] else {})},
         "test_images": len(split.test), "test_names": [s.name for s in split.test],
         "train_names": [s.name for s in split.train], "val_names": [s.name for s in split.val],
         "pretrain_seconds": pretrain_seconds, "finetune_seconds": result["seconds"],

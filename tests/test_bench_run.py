@@ -108,6 +108,10 @@ def test_bench_resumes_after_sigkill_then_skips_and_feeds_leaderboard_and_figure
     job_lines = (out / "leaderboard-table3-runs.md").read_text().splitlines()[4:6]
     assert [line.split(" | ")[0] for line in job_lines] == ["| Train-from-scratch", "| SSL (Ours): L_ST + L_CR"]
     assert all(f"{100 * row['aji']:.2f}" in line for row, line in zip(rows, job_lines))
+    for row, line in zip(rows, job_lines):  # the step whose weights were kept: the first best on val
+        curve = row["scores"]["validation"]
+        best = next(v for v in curve if v["aji"] == max(w["aji"] for w in curve))
+        assert f"| {best['step']} of 2 ({100 * best['aji']:.1f}) |" in line, line
 
     figures = CliRunner().invoke(app, ["figures", "--out", str(out)])
     assert figures.exit_code == 0, figures.output

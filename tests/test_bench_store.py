@@ -192,14 +192,17 @@ def test_job_runs_list_each_jobs_images_and_scores_in_suite_order(tmp_path):
         row["scores"]["per_image"] = [{"name": n, "aji": a} for n, a in zip(test, (0.4, 0.6))]
         if strategy == "instance_aware":
             row["pretrain_seconds"] = None
-        store.add(row)
+        if fraction == 1.0 and strategy == "scratch":  # a tie: finetuning keeps the first best step
+            row["scores"]["validation"] = [{"step": s, "aji": a} for s, a in ((500, 0.52), (1000, 0.55), (1500, 0.55))]
+        store.add(row)  # the others: rows stored before rows kept their validation curve
     suite, rows, _ = select_rows(load_suite("controls"), Store(tmp_path).rows())
     board = job_runs(suite, rows)
     cells = [[row.label] + [c.text for c in row.cells] for row in board.rows]
     assert cells == [
-        ["Train-from-scratch", "100 %", "1", "2 images", "A7-A13E", "50.00", "40.0 / 60.0", "50.00", "1 / 2"],
-        ["Train-from-scratch", "10 %", "1", "21-5784", "A7-A13E", "50.00", "40.0 / 60.0", "50.00", "1 / 2"],
-        ["SSL (Ours): L_ST + L_CR", "100 %", "0", "2 images", "A7-A13E", "50.00", "40.0 / 60.0", "50.00",
+        ["Train-from-scratch", "100 %", "1", "2 images", "A7-A13E", "1000 of 1500 (55.0)", "50.00", "40.0 / 60.0",
+         "50.00", "1 / 2"],
+        ["Train-from-scratch", "10 %", "1", "21-5784", "A7-A13E", "—", "50.00", "40.0 / 60.0", "50.00", "1 / 2"],
+        ["SSL (Ours): L_ST + L_CR", "100 %", "0", "2 images", "A7-A13E", "—", "50.00", "40.0 / 60.0", "50.00",
          "reused / 2"]]
     assert "test images in cell order: 50-5931, NH-A8F7" in board.caption
     assert board.caption.endswith("; every job's arithmetic: not recorded.")

@@ -528,6 +528,14 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     def listed(found: list[str] | None) -> str:
         return "—" if found is None else ", ".join(short[n] for n in found)
 
+    def checkpoint(row: dict) -> str:
+        """The step whose weights were kept (the first best val AJI, as finetuning keeps it), and that AJI."""
+        curve = row["scores"].get("validation")
+        if not curve:  # rows from before rows kept the curve, or a run without validation
+            return "—"
+        best = max(curve, key=lambda v: v["aji"])
+        return f"{best['step']} of {curve[-1]['step']} ({100 * best['aji']:.1f})"
+
     def job_row(row: dict) -> Row:
         seed = f"{row['seed']}" if row["fold"] is None else f"{row['fold'] + 1} / {row['seed']}"
         trained = listed(row["train_names"]) if row["fraction"] < 1 or row["train_names"] is None \
@@ -541,7 +549,8 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
                     for found in column_scores(suite, row)[1:]]
         return Row(strategy_label(row["strategy"]), [
             Cell(text=f"{row['fraction'] * 100:g} %"), Cell(text=seed), Cell(text=trained),
-            Cell(text=listed(row["val_names"])), Cell(text=f"{100 * scores[metric]:.2f}"), Cell(text=per_image_text),
+            Cell(text=listed(row["val_names"])), Cell(text=checkpoint(row)), Cell(text=f"{100 * scores[metric]:.2f}"),
+            Cell(text=per_image_text),
             *transfer, Cell(text=f"{100 * scores['dice']:.2f}"),
             Cell(text=f"{pretrain} / {row['finetune_seconds']:.0f}"),
             *([Cell(text=mark[describe_arithmetic(row["arithmetic"])])] if len(mark) > 1 else [])])
@@ -552,7 +561,7 @@ def job_runs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
             board_rows.append(Row(f"trained on {label}", heading=True))
         board_rows += [job_row(row) for row in part]
     headers = ["Labels", "Fold / seed" if suite.folds else "Seed", "Trained on", "Validated on",
-               f"{METRIC_NAMES[metric]} %", f"{METRIC_NAMES[metric]} % per test image",
+               "Checkpoint step (val AJI %)", f"{METRIC_NAMES[metric]} %", f"{METRIC_NAMES[metric]} % per test image",
                *(f"{METRIC_NAMES[metric]} % on {name}" for name in suite.test_sets), "Dice %",
                "Pretrain / finetune s", *(["Arithmetic"] if len(mark) > 1 else [])]
     computed = ("; arithmetic: " + "; ".join(f"{letter} {kind}" for kind, letter in mark.items()) if len(mark) > 1

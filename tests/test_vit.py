@@ -14,7 +14,7 @@ from sslbench.cli import app
 from sslbench.config import component_names, resolve_run_config
 from sslbench.errors import ConfigError
 from sslbench.models import build_segmenter
-from tiny import assert_scored, tiny_args
+from tiny import assert_scored, still_initial, tiny_args
 
 VIT_S = dict(type="TimmViT", name="vit_small_patch16_224")
 SMALL_UNETR = dict(type="UNETR", classes=3, decoder_channels=(32, 32, 16, 16))
@@ -84,13 +84,19 @@ def test_unetr_is_listed_among_heads():
 
 
 @pytest.mark.slow
-def test_sslbench_run_scratch_on_a_vit_s16_finishes(tmp_path):
+@pytest.mark.parametrize(("pretext", "frozen"), [("scratch", False), ("mae", False), ("mae", True)])
+def test_sslbench_run_on_a_vit_s16_through_a_pretext_finetuned_and_frozen(tmp_path, pretext, frozen):
     out = tmp_path / "run"
-    args = ["run", "--pretext", "scratch", "--preset", "smoke", "--head", "unetr", "--out", str(out),
-            *tiny_args({"data.size": 128, "finetune.crop": 64, "finetune.batch_size": 2, "evaluation.tile": 128,
-                        "evaluation.overlap": 0, "head.decoder_channels": (32, 32, 16, 16)},
-                       backbone="tu-vit_small_patch16_224")]
+    settings = {"data.size": 128, "finetune.crop": 64, "finetune.batch_size": 2, "evaluation.tile": 128,
+                "evaluation.overlap": 0, "head.decoder_channels": (32, 32, 16, 16), "finetune.freeze_encoder": frozen}
+    if pretext == "mae":
+        settings.update({"pretext.crop": 64, "pretext.decoder_width": 64, "pretext.decoder_heads": 4})
+    args = ["run", "--pretext", pretext, "--preset", "smoke", "--head", "unetr", "--out", str(out),
+            *tiny_args(settings, backbone="tu-vit_small_patch16_224")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert_scored(metrics["test"], metrics["images"]["test"])
+    assert json.loads((out / "config.json").read_text())["finetune"]["freeze_encoder"] is frozen
+    moved = not any(still_initial(out / "encoder.safetensors", VIT_S).values())
+    assert moved if pretext == "mae" else not moved  # pretraining moved every weight of the encoder, scratch none

@@ -249,7 +249,8 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
     vit = is_token_backbone(backbone_cfg)
     refusal = getattr(cls, "vit_refusal" if vit else "cnn_refusal", None)
     if refusal:
-        kind, other = ("a ViT", "a CNN backbone (e.g. resnet34)") if vit else ("a CNN", "a ViT backbone (e.g. vit_small_patch16_224)")
+        kind, other = (("a ViT", "a CNN backbone (e.g. resnet34)") if vit
+                       else ("a CNN", "a ViT backbone (e.g. vit_small_patch16_224)"))
         raise ConfigError(f"pretext {pretext} cannot pretrain backbone {backbone} ({kind}): {refusal}; "
                           f"use {other}, or --skip {pretext} in a bench.")
     pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))

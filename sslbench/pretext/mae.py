@@ -63,7 +63,7 @@ class MAEDecoder(nn.Module):
         nn.init.normal_(self.mask_token, std=0.02)  # their init
 
     def forward(self, encoded: torch.Tensor, visible: torch.Tensor, grid: tuple[int, int], prefix: int) -> torch.Tensor:
-        """Encoded (B, prefix + kept, C) and the kept patch indices (B, kept) -> pixels of every patch (B, N, p²·3)."""
+        """Encoded (B, prefix + kept, C) and the kept patch indices (B, kept) -> every patch's pixels (B, N, p²·3)."""
         x = self.embed(self.encoder_norm(encoded))
         b, width = x.shape[0], x.shape[-1]
         patches = self.mask_token.to(x.dtype).expand(b, grid[0] * grid[1], width).clone()
@@ -113,7 +113,8 @@ class MAE(Pretext):
         visible = torch.rand(batch_size, tokens, generator=generator).argsort(dim=1)[:, :kept]
         return {"image": crops, "visible": visible.to(crops.device), "boxes": boxes}
 
-    def reconstruct(self, encoder: nn.Module, images: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def reconstruct(self, encoder: nn.Module, images: torch.Tensor,
+                    visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised images (B, 3, H, W) and their visible patches' indices (B, kept) -> the decoder's
         pixels for every patch (B, N, p²·3) and a (B, N) mask, 1 where hidden. The encoder never sees
         a hidden patch: the steps of timm's ``forward_intermediates``, with them dropped after the

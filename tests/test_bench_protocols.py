@@ -20,7 +20,7 @@ from tiny import tiny_args
 
 
 def test_encoders_suite_runs_each_job_under_both_protocols_from_one_encoder():
-    suite = load_suite("encoders", skip=["weights"])
+    suite = load_suite("encoders", skip=["mae", "weights"])  # a ResNet bench: MAE needs a ViT
     assert suite.columns == ["100 % finetune", "100 % frozen"]
     jobs = suite_jobs(BenchOptions(suite, out=None, backbone="resnet18", seeds=2))
     assert len(jobs) == 3 * 2 * 2  # strategies × protocols × seeds
@@ -33,7 +33,8 @@ def test_encoders_suite_runs_each_job_under_both_protocols_from_one_encoder():
 
 
 def test_a_protocol_suite_refuses_a_freeze_override_and_the_weights_strategy_keeps_its_old_name(tmp_path):
-    result = CliRunner().invoke(app, ["bench", "--suite", "encoders", "--skip", "weights", "--out", str(tmp_path),
+    result = CliRunner().invoke(app, ["bench", "--suite", "encoders", "--skip", "mae", "--skip", "weights",
+                                      "--out", str(tmp_path),
                                       "--set", "finetune.freeze_encoder=True", *tiny_args()])
     assert isinstance(result.exception, ConfigError)
     assert str(result.exception).startswith("--set finetune.freeze_encoder: suite encoders runs each job under "
@@ -70,8 +71,8 @@ def test_a_phase_peak_starts_from_the_memory_in_use_and_step_time_is_a_median():
 @pytest.mark.slow
 def test_encoders_bench_rows_show_both_protocols_their_cost_and_caption(tmp_path):
     out = tmp_path / "bench"
-    args = ["bench", "--suite", "encoders", "--skip", "instance_aware", "--skip", "dino", "--skip", "weights",
-            "--out", str(out), *tiny_args({"finetune.steps": 4, "finetune.log_every": 2})]
+    args = ["bench", "--suite", "encoders", "--skip", "instance_aware", "--skip", "dino", "--skip", "mae",
+            "--skip", "weights", "--out", str(out), *tiny_args({"finetune.steps": 4, "finetune.log_every": 2})]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = Store(out).rows()
@@ -80,7 +81,7 @@ def test_encoders_bench_rows_show_both_protocols_their_cost_and_caption(tmp_path
         finetune = row["resources"]["finetune"]
         assert 0 < finetune["step_seconds"] < row["finetune_seconds"]
         assert finetune["peak_memory_bytes"] > 2 ** 20
-    suite, selected, _ = select_rows(load_suite("encoders", skip=["weights"]), rows)
+    suite, selected, _ = select_rows(load_suite("encoders", skip=["mae", "weights"]), rows)
     assert len(selected) == 2
     board = suite_leaderboard(out, load_suite("encoders"))
     text = to_markdown(board)

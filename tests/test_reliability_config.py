@@ -16,7 +16,7 @@ from sslbench.config import _check_preset, available, component_config, load_com
 from sslbench.errors import ConfigError, SslbenchError, UnknownComponentError
 from sslbench.pretext.rotnet import RotNet
 from sslbench.registry import PRETEXTS
-from tiny import WEIGHT_FILE_STRATEGIES, tiny_args
+from tiny import VIT_ONLY_PRETEXTS, WEIGHT_FILE_STRATEGIES, tiny_args
 
 # a run that gets as far as building its pretext on small synthetic tiles
 FAST = ["--pretext", "instance_aware", *tiny_args({"data.size": 96, "pretext.crop": 64,
@@ -151,17 +151,19 @@ def test_a_plugin_pretext_is_checked_against_its_signature(monkeypatch):
 @pytest.mark.parametrize("preset", available("preset"))
 @pytest.mark.parametrize("pretext", available("pretext"))
 def test_every_preset_resolves_with_every_pretext(preset, pretext):
-    cfg = resolve_run_config(pretext, preset=preset, allow_synthetic=True)
+    backbone = "vit_small_patch16_224" if pretext in VIT_ONLY_PRETEXTS else None  # None: the preset's CNN
+    cfg = resolve_run_config(pretext, preset=preset, backbone=backbone, allow_synthetic=True)
     assert cfg.pretext["type"] == component_config("pretext", pretext)["type"]
     assert cfg.preset == preset and isinstance(cfg.finetune["lr"], float)
 
 
 @pytest.mark.parametrize("suite", available("suite"))
 def test_every_suite_job_resolves(suite, tmp_path):
-    opts = BenchOptions(load_suite(suite), tmp_path, preset="cpu", allow_synthetic=True,
-                        overrides=["pretext.weights=/x/r101.pth", "finetune.steps=10"])
+    options = dict(preset="cpu", allow_synthetic=True, overrides=["pretext.weights=/x/r101.pth", "finetune.steps=10"])
+    opts = BenchOptions(load_suite(suite), tmp_path, **options)
+    on_vit = BenchOptions(load_suite(suite), tmp_path, backbone="vit_small_patch16_224", **options)
     for job in opts.suite.jobs(range(1)):
-        cfg = job_config(opts, job)
+        cfg = job_config(on_vit if job.strategy in VIT_ONLY_PRETEXTS else opts, job)
         assert cfg.split["label_fraction"] == job.fraction and cfg.finetune["steps"] == 10
         assert ("weights" in cfg.pretext) == (job.strategy in WEIGHT_FILE_STRATEGIES)
 

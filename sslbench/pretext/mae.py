@@ -52,8 +52,10 @@ def mae_loss(prediction: torch.Tensor, target: torch.Tensor, hidden: torch.Tenso
 
 
 class MAEDecoder(nn.Module):
-    def __init__(self, encoder_dim: int, patch: int, width: int, depth: int, heads: int):
+    def __init__(self, encoder_dim: int, patch: int, grid: tuple[int, int], width: int, depth: int, heads: int):
         super().__init__()
+        # fixed, so made once here rather than in every training step
+        self.register_buffer("position", build_sincos2d_pos_embed(list(grid), width), persistent=False)
         self.encoder_norm = nn.LayerNorm(encoder_dim, eps=1e-6)
         self.embed = nn.Linear(encoder_dim, width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
@@ -62,14 +64,13 @@ class MAEDecoder(nn.Module):
         self.predict = nn.Linear(width, patch * patch * 3)
         nn.init.normal_(self.mask_token, std=0.02)  # their init
 
-    def forward(self, encoded: torch.Tensor, visible: torch.Tensor, grid: tuple[int, int], prefix: int) -> torch.Tensor:
+    def forward(self, encoded: torch.Tensor, visible: torch.Tensor, prefix: int) -> torch.Tensor:
         """Encoded (B, prefix + kept, C) and the kept patch indices (B, kept) -> every patch's pixels (B, N, p²·3)."""
         x = self.embed(self.encoder_norm(encoded))
         b, width = x.shape[0], x.shape[-1]
-        patches = self.mask_token.to(x.dtype).expand(b, grid[0] * grid[1], width).clone()
+        patches = self.mask_token.to(x.dtype).expand(b, self.position.shape[0], width).clone()
         patches.scatter_(1, visible[..., None].expand(-1, -1, width), x[:, prefix:])
-        position = build_sincos2d_pos_embed(list(grid), width, device=x.device).to(x.dtype)
-        x = torch.cat([x[:, :prefix], patches + position], dim=1)
+        x = torch.cat([x[:, :prefix], patches + self.position.to(x.dtype)], dim=1)
         return self.predict(self.norm(self.blocks(x)))[:, prefix:]
 
 
@@ -100,7 +101,8 @@ class MAE(Pretext):
             raise ConfigError(f"mae's crop ({self.crop} px) is not a multiple of the backbone's {self.patch}-px "
                               f"patches: set pretext.crop to {self.crop // self.patch * self.patch or self.patch}.")
         device = next(encoder.parameters()).device
-        self.decoder = MAEDecoder(self.encoder_channels[-1], self.patch, **self.decoder_sizes).to(device)
+        grid = (self.crop // self.patch,) * 2
+        self.decoder = MAEDecoder(self.encoder_channels[-1], self.patch, grid, **self.decoder_sizes).to(device)
 
     def sample(self, images, batch_size, generator):
         crops, boxes = random_crops(images, batch_size, self.crop, generator)
@@ -115,18 +117,17 @@ class MAE(Pretext):
 
     def reconstruct(self, encoder: nn.Module, images: torch.Tensor,
                     visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised images (B, 3, H, W) and their visible patches' indices (B, kept) -> the decoder's
+        """Normalised crops (B, 3, crop, crop) and their visible patches' indices (B, kept) -> the decoder's
         pixels for every patch (B, N, p²·3) and a (B, N) mask, 1 where hidden. The encoder never sees
         a hidden patch: the steps of timm's ``forward_intermediates``, with them dropped after the
         position embedding."""
         vit = encoder.model
-        grid = (images.shape[-2] // self.patch, images.shape[-1] // self.patch)
         tokens = vit._pos_embed(vit.patch_embed(images))
         prefix = vit.num_prefix_tokens
         kept = tokens[:, prefix:].gather(1, visible[..., None].expand(-1, -1, tokens.shape[-1]))
         encoded = vit.blocks(vit.norm_pre(vit.patch_drop(torch.cat([tokens[:, :prefix], kept], dim=1))))
-        hidden = torch.ones(visible.shape[0], grid[0] * grid[1], device=images.device).scatter_(1, visible, 0.0)
-        return self.decoder(encoded, visible, grid, prefix), hidden
+        hidden = torch.ones(visible.shape[0], tokens.shape[1] - prefix, device=images.device).scatter_(1, visible, 0.0)
+        return self.decoder(encoded, visible, prefix), hidden
 
     def forward(self, encoder, batch):
         images = normalize(batch["image"])

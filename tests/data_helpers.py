@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 from PIL import Image
 
 from sslbench.data.synthetic import Synthetic
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def needs_shared(folder: str = ""):
+    """Skip a test cleanly where ``../shared/data/<folder>`` is absent (a clone without the shared data)."""
+    return pytest.mark.skipif(not (SHARED_DATA / folder).is_dir(), reason=f"../shared/data/{folder} absent")
 
 
 def save_image(path: Path, array: np.ndarray, **kwargs) -> Path:

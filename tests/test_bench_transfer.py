@@ -6,7 +6,7 @@ import statistics
 import pytest
 from typer.testing import CliRunner
 
-from data_helpers import SHARED_DATA, write_folder_set
+from data_helpers import SHARED_DATA, needs_shared, write_folder_set
 from store_helpers import CONTEXT, record
 from sslbench.bench.leaderboard import image_pairs, select_rows, suite_leaderboard, to_markdown
 from sslbench.bench.plan import BenchOptions, bench_data, job_config, job_keys
@@ -60,7 +60,7 @@ def test_a_split_by_patient_never_puts_a_patient_in_two_parts():
     assert {names[n] for n in kept}.isdisjoint({names[n] for n in held}) and len(kept) + len(held) == len(names)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "tnbc").is_dir(), reason="needs the TNBC conversion in ../shared/data/tnbc")
+@needs_shared("tnbc")
 def test_tnbc_splits_into_3_test_patients_and_8_for_training():
     samples = dataset_from_path(SHARED_DATA / "tnbc", "tnbc").load()
     assert len(samples) == 50 and len(patients_of(samples)) == 11

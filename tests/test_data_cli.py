@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import SHARED_DATA, square, synthetic_samples, write_folder_set, write_monuseg
+from data_helpers import SHARED_DATA, needs_shared, square, synthetic_samples, write_folder_set, write_monuseg
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -44,7 +44,7 @@ def test_inspect_table(tmp_path):
     assert "label map in labels/" in result.stdout
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "monuseg2018_train").is_dir(), reason="shared MoNuSeg data absent")
+@needs_shared("monuseg2018_train")
 def test_reader_forces_a_reader_and_format_is_its_deprecated_name(tmp_path):
     root = write_folder_set(tmp_path, synthetic_samples(2))
     detected = json.loads(CliRunner().invoke(app, ["data", "inspect", str(root), "--json"]).stdout)
@@ -63,6 +63,7 @@ def test_reader_forces_a_reader_and_format_is_its_deprecated_name(tmp_path):
         assert "--reader" in shown and "--format" not in shown
 
 
+@needs_shared("monuseg2018_train")
 def test_inspect_reports_all_30_shared_training_images_annotated():
     result = CliRunner().invoke(app, ["data", "inspect", str(SHARED_DATA / "monuseg2018_train"), "--json"])
     assert result.exit_code == 0, result.output

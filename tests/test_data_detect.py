@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from data_helpers import SHARED_DATA, save_image, square, synthetic_samples, write_folder_set, write_monuseg
+from data_helpers import SHARED_DATA, needs_shared, save_image, square, synthetic_samples, write_folder_set, write_monuseg
 
 from sslbench.data.detect import dataset_from_path, detect_format
 from sslbench.data.io import DataWarning
@@ -47,7 +47,7 @@ def test_nothing_to_read(tmp_path):
         detect_format(tmp_path / "README.md")
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data absent")
+@needs_shared()
 def test_shared_folders_are_detected():
     assert detect_format(SHARED_DATA / "monuseg2018_train") == "monuseg"
     assert detect_format(SHARED_DATA / "unlabeled_he") == "unlabeled"

@@ -2,7 +2,7 @@ import warnings
 
 import numpy as np
 import pytest
-from data_helpers import SHARED_DATA, save_image, square, write_monuseg
+from data_helpers import SHARED_DATA, needs_shared, save_image, square, write_monuseg
 
 from sslbench.data.io import DataWarning, read_label_map, write_label_map
 from sslbench.data.monuseg import MoNuSeg, parse_aperio_xml, rasterise
@@ -105,7 +105,7 @@ def test_label_maps_annotate_images_without_xml_and_two_annotations_are_refused(
         MoNuSeg(tmp_path)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "monuseg2018_train").is_dir(), reason="shared MoNuSeg data absent")
+@needs_shared("monuseg2018_train")
 def test_real_monuseg_training_set():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
@@ -122,7 +122,7 @@ def test_real_monuseg_training_set():
         assert brightness[inside].mean() < brightness[np.roll(inside, (6, 6), axis=(0, 1))].mean() - 4
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "monuseg2018_train").is_dir(), reason="shared MoNuSeg data absent")
+@needs_shared("monuseg2018_train")
 def test_real_label_maps_survive_a_write_and_read_round_trip(tmp_path):
     dataset = MoNuSeg(SHARED_DATA / "monuseg2018_train")
     from_maps = [dataset.load_entry(e) for e in dataset.entries if e[2].suffix == ".png"]

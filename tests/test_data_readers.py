@@ -6,6 +6,7 @@ import pytest
 from data_helpers import (
     SHARED_DATA,
     monusac_xml,
+    needs_shared,
     save_image,
     square,
     two_nuclei,
@@ -156,7 +157,7 @@ def test_tnbc_zenodo_binary_masks_become_connected_components_with_a_warning(tmp
     assert sample.labels[6, 6] == sample.labels[2, 2]
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "tnbc").is_dir(), reason="shared TNBC data absent")
+@needs_shared("tnbc")
 def test_shared_tnbc_instance_maps_with_patient_ids():
     samples = dataset_from_path(SHARED_DATA / "tnbc", format="tnbc").load()
     assert len(samples) == 50 and {s.image.shape for s in samples} == {(512, 512, 3)}

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from data_helpers import SHARED_DATA, save_image, synthetic_samples
+from data_helpers import SHARED_DATA, needs_shared, save_image, synthetic_samples
 
 from sslbench.data.io import read_image
 from sslbench.data.unlabeled import Unlabeled
@@ -30,7 +30,7 @@ def test_empty_folder_and_duplicates_are_refused(tmp_path):
         Unlabeled(tmp_path)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "unlabeled_he").is_dir(), reason="shared unlabeled data absent")
+@needs_shared("unlabeled_he")
 def test_real_unlabeled_folder_reads_svs_level_0():
     samples = {s.name: s for s in Unlabeled(SHARED_DATA / "unlabeled_he").load()}
     assert len(samples) == 6

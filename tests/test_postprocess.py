@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from data_helpers import SHARED_DATA
+from data_helpers import SHARED_DATA, needs_shared
 from skimage.draw import disk
 
 from sslbench.config import load_component
@@ -71,7 +71,7 @@ def test_foreground_without_body_is_kept_as_its_own_instance():
     assert (instances > 0).sum() == 200
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "monuseg2018_train").is_dir(), reason="shared MoNuSeg data absent")
+@needs_shared("monuseg2018_train")
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::sslbench.data.io.DataWarning")
 def test_real_annotations_survive_the_three_class_round_trip():

@@ -216,6 +216,20 @@ def preset_backbone(preset: str, backbone: str | None = None) -> str:
     return backbone or load_component("preset", preset).get("backbone", "resnet101")
 
 
+def backbone_refusal(pretext: str, backbone: str) -> str | None:
+    """Why ``pretext`` cannot pretrain ``backbone`` (its ``vit_refusal`` or ``cnn_refusal``), else None."""
+    from sslbench.models import is_token_backbone
+
+    vit = is_token_backbone(component_config("backbone", backbone))
+    refusal = getattr(registered_class(PRETEXTS, component_config("pretext", pretext).get("type")),
+                      "vit_refusal" if vit else "cnn_refusal", None)
+    if not refusal:
+        return None
+    kind, other = (("a ViT", "a CNN backbone (e.g. resnet34)") if vit
+                   else ("a CNN", "a ViT backbone (e.g. vit_small_patch16_224)"))
+    return f"pretext {pretext} cannot pretrain backbone {backbone} ({kind}): {refusal}; use {other}"
+
+
 def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None = None, head: str | None = None,
                        seed: int = 0, device: str = "auto", data: str | None = None, test_data: str | None = None,
                        unlabeled: str | None = None, overrides: list[str] | None = None,
@@ -239,20 +253,16 @@ def resolve_run_config(pretext: str, preset: str = "smoke", backbone: str | None
                           "images); to run it on the built-in synthetic data anyway, add --allow-synthetic.")
     if reader is not None and data is None:
         raise ConfigError(f"--reader {reader} reads --data, and no --data was given; pass --data DIR or drop --reader.")
-    from sslbench.models import check_head_fits, default_head, is_token_backbone
+    from sslbench.models import check_head_fits, default_head
 
     backbone_cfg = component_config("backbone", backbone)
     head_cfg = component_config("head", head or default_head(backbone_cfg))
     check_head_fits(backbone_cfg, head_cfg)
+    refusal = backbone_refusal(pretext, backbone)
+    if refusal:
+        raise ConfigError(f"{refusal}.")
     pretext_cfg = component_config("pretext", pretext)
     cls = registered_class(PRETEXTS, pretext_cfg.get("type"))
-    vit = is_token_backbone(backbone_cfg)
-    refusal = getattr(cls, "vit_refusal" if vit else "cnn_refusal", None)
-    if refusal:
-        kind, other = (("a ViT", "a CNN backbone (e.g. resnet34)") if vit
-                       else ("a CNN", "a ViT backbone (e.g. vit_small_patch16_224)"))
-        raise ConfigError(f"pretext {pretext} cannot pretrain backbone {backbone} ({kind}): {refusal}; "
-                          f"use {other}, or --skip {pretext} in a bench.")
     pretext_cfg.update(_accepted(cls, dict(cfg.get("pretext_overrides", {}))))
     merged = dict(
         name=pretext, preset=preset, seed=seed, device=device,

@@ -1,9 +1,13 @@
 """Suites: the paper's numbers, grid expansion, job keys, splits for folds and a separate test set."""
 
+import json
+
 import pytest
+from typer.testing import CliRunner
 
 from sslbench.bench.plan import BenchOptions, check_strategies, job_config, job_keys, strategy_overrides
 from sslbench.bench.suites import Job, load_suite
+from sslbench.cli import app
 from sslbench.config import resolve_run_config
 from sslbench.data.base import Sample
 from sslbench.data.synthetic import Synthetic
@@ -180,3 +184,18 @@ def test_a_suite_can_be_cut_to_some_label_fractions():
     assert {job.fraction for job in suite.jobs(range(2))} == {1.0, 0.1}
     with pytest.raises(ConfigError, match=r"--fraction 0.2: not a label fraction of suite table1 \(1, 0.7, 0.5"):
         load_suite("table1", fractions=[0.2])
+
+
+def test_a_suite_leaves_out_the_strategies_that_cannot_pretrain_its_backbone_and_says_which(tmp_path):
+    def dry_run(backbone):
+        result = CliRunner().invoke(app, ["bench", "--suite", "zoo", "--preset", "smoke", "--backbone", backbone,
+                                          "--out", str(tmp_path / backbone), "--dry-run", "--json"])
+        assert result.exit_code == 0, result.output
+        return {job["strategy"] for job in json.loads(result.stdout)}, result.stderr
+
+    cnn, cnn_warnings = dry_run("resnet18")
+    vit, vit_warnings = dry_run("vit_small_patch16_224")
+    assert cnn ^ vit == {"mae", "colorme"} and "mae" in vit and "colorme" in cnn
+    assert "suite zoo: mae left out: pretext mae cannot pretrain backbone resnet18 (a CNN)" in cnn_warnings
+    assert "suite zoo: colorme left out: pretext colorme cannot pretrain backbone vit_small_patch16_224 (a ViT)" in (
+        vit_warnings.replace("\n", " "))

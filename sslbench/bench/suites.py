@@ -7,10 +7,10 @@ A suite is a config file under ``registry/suite/``; ``plan.py`` turns its jobs i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
-from sslbench.config import load_component
+from sslbench.config import backbone_refusal, load_component
 from sslbench.errors import ConfigError
 
 
@@ -115,3 +115,14 @@ def load_suite(name: str, folds: int | None = None, skip: Iterable[str] = (),
                  tuple(cfg.get("metrics", ["aji"])), k, paper,
                  dict(cfg.get("references", {})), cfg.get("equivalence_margin"), bool(cfg.get("transfer")),
                  protocols=protocols, resources=bool(cfg.get("resources", False)))
+
+
+def fitted_to_backbone(suite: Suite, backbone: str, warn: Callable[[str], None]) -> Suite:
+    """``suite`` less the strategies whose pretext cannot pretrain ``backbone`` (MAE on a CNN, ColorMe on a
+    ViT), each named in one warning: a suite runs once per backbone family, and such a row belongs to the
+    other family's run."""
+    refusals = {strategy: backbone_refusal(strategy, backbone) for strategy in suite.strategies}
+    for strategy, refusal in refusals.items():
+        if refusal:
+            warn(f"suite {suite.name}: {strategy} left out: {refusal}.")
+    return replace(suite, strategies=tuple(s for s in suite.strategies if not refusals[s]))

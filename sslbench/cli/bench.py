@@ -160,12 +160,14 @@ def bench(
     from sslbench.bench.leaderboard import suite_leaderboard, to_rich, write_board
     from sslbench.bench.plan import BenchOptions
     from sslbench.bench.runner import run_suite, suite_plan
-    from sslbench.bench.suites import load_suite
+    from sslbench.bench.suites import fitted_to_backbone, load_suite
     from sslbench.config import preset_backbone
 
     load_plugins_for_cli(plugin)
     launch = _launch_options(launcher, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_arg, local_parallel)
-    options = BenchOptions(load_suite(suite, folds, skip, fraction), out, preset, preset_backbone(preset, backbone), device,
+    backbone = preset_backbone(preset, backbone)
+    options = BenchOptions(fitted_to_backbone(load_suite(suite, folds, skip, fraction), backbone, warn), out, preset,
+                           backbone, device,
                            seeds, absolute(data), absolute(test_data), absolute(unlabeled),
                            [*set_, *(["engine.compile=True"] if compile_ else []),
                             *(["split.resample_per_seed=True"] if resample_splits else [])], force,

@@ -35,6 +35,9 @@ def test_a_suite_without_paper_numbers_shows_ours_alone(tmp_path):
     assert simclr[1].ours == pytest.approx(4.5) and simclr[1].delta == pytest.approx(0.5)
     markdown = to_markdown(board)
     assert "| SimCLR | **45.00** (+5.00) | **4.50** (+0.50) |" in markdown and "paper (Δ)" not in markdown
+    # a CNN's store: MAE (ViTs only) is no empty row but a caption note; DINO (any backbone) is an empty row
+    assert "| MAE |" not in markdown and "| DINO | — | — |" in markdown
+    assert "not run on this backbone (the pretext cannot pretrain it): mae;" in board.caption
 
 
 def test_deltas_pair_seeds_and_need_two_pairs_for_an_interval():

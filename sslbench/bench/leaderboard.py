@@ -22,11 +22,11 @@ from rich.table import Table
 from sslbench.bench.stats import describe, mean_and_interval, t_interval
 from sslbench.bench.plan import setup_identity
 from sslbench.bench.store import Store
-from sslbench.bench.suites import Suite, protocol_of
+from sslbench.bench.suites import Suite, fitted_to_backbone, protocol_of
 from sslbench.config import available, load_component
 from sslbench.engine.accel import describe_arithmetic
 from sslbench.engine.weights import atomic_write
-from sslbench.errors import ConfigError, DataError
+from sslbench.errors import ConfigError, DataError, UnknownComponentError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
 
 METRIC_NAMES = {"aji": "AJI", "aji_plus": "AJI+", "pq": "PQ", "dq": "DQ", "sq": "SQ", "dice": "Dice", "f1": "F1"}
@@ -312,6 +312,10 @@ def select_rows(suite: Suite, rows: list[dict]) -> tuple[Suite, list[dict], dict
         raise DataError(f"no finished {suite.name} jobs in this store; run `sslbench bench --suite {suite.name}` "
                         "with the same --out first.")
     context = mine[-1]["context"]
+    try:  # no row of such a strategy can exist: it is left out, and the caption says so
+        suite = fitted_to_backbone(suite, context["backbone"], lambda _: None)
+    except UnknownComponentError:
+        pass  # a plugin's backbone or pretext this process has not loaded: its rows show as they are
     group = _training_key if suite.transfer else (lambda _: "")
     setups = {group(r["context"]): setup_identity(r["context"]) for r in mine}  # the latest of each group
     latest = {(group(r["context"]), r["strategy"], r["fraction"], protocol_of(r["config"]), r["fold"], r["seed"]): r
@@ -402,6 +406,8 @@ def setup_text(suite: Suite, rows: list[dict], context: dict) -> str:
         extra += ("; train/val split and labelled subset redrawn per seed"
                   if rows[0]["config"]["split"].get("resample_per_seed")
                   else "; one train/val split and labelled subset for every seed (std: initialisation and sampling)")
+    if suite.left_out:
+        extra += f"; not run on this backbone (the pretext cannot pretrain it): {', '.join(suite.left_out)}"
     return (f"Data: {data}{reader}; preset {context['preset']}; backbone {context['backbone']}; "
             f"seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}; test: {test}{extra}")
 

@@ -56,6 +56,7 @@ class Suite:
     # () : no protocol axis, every job as configured; else each job runs under each protocol (PROTOCOLS)
     protocols: tuple[str, ...] = ()
     resources: bool = False  # the leaderboard adds time per step and peak memory columns
+    left_out: tuple[str, ...] = ()  # strategies whose pretext cannot pretrain the backbone (fitted_to_backbone)
 
     @property
     def column_keys(self) -> list[tuple[float, str | None]]:
@@ -125,4 +126,5 @@ def fitted_to_backbone(suite: Suite, backbone: str, warn: Callable[[str], None])
     for strategy, refusal in refusals.items():
         if refusal:
             warn(f"suite {suite.name}: {strategy} left out: {refusal}.")
-    return replace(suite, strategies=tuple(s for s in suite.strategies if not refusals[s]))
+    return replace(suite, strategies=tuple(s for s in suite.strategies if not refusals[s]),
+                   left_out=(*suite.left_out, *(s for s in suite.strategies if refusals[s])))

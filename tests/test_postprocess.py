@@ -1,11 +1,15 @@
+import itertools
+
 import numpy as np
 import pytest
 from data_helpers import SHARED_DATA, needs_shared
+from scipy import ndimage
 from skimage.draw import disk
 
 from sslbench.config import load_component
 from sslbench.data.synthetic import Synthetic
 from sslbench.data.targets import instance_to_classes
+from sslbench.eval.evaluate import best_postprocess
 from sslbench.eval.metrics import aji
 from sslbench.eval.postprocess import probabilities_to_instances
 
@@ -85,3 +89,25 @@ def test_real_annotations_survive_the_three_class_round_trip():
         perfect = np.eye(3, dtype=np.float32)[instance_to_classes(sample.labels, 2)].transpose(2, 0, 1)
         counts.append(image_counts(sample.labels, probabilities_to_instances(perfect, min_area=30)))
     assert len(counts) == 30 and aggregate(counts)["aji"] > 0.99
+
+
+@pytest.mark.parametrize("grid", [
+    dict(load_component("preset", "cpu").evaluation["tune"]),  # the grid the benches choose from
+    {"body_threshold": (0.5, None, 0.5), "min_area": (30, 10, 30)},  # repeated values, min_area not first
+    {"foreground_threshold": (None, 0.9), "min_seed_area": (4, 32)},  # no min_area: the function's default
+])
+def test_the_grid_search_scores_every_point_as_probabilities_to_instances_would(grid):
+    rng = np.random.default_rng(0)
+    labels = [s.labels for s in Synthetic(num_images=2, size=96, seed=0).load()]
+    probs = []
+    for gt in labels:  # the true classes, blurred and noised so that thresholds and min_area matter
+        noisy = _one_hot(instance_to_classes(gt, boundary_width=1)) + rng.normal(0, 1.2, (3, *gt.shape))
+        soft = np.exp(ndimage.gaussian_filter(noisy, (0, 1, 1)) * 2)
+        probs.append((soft / soft.sum(axis=0)).astype(np.float32))
+    chosen, best, scored = best_postprocess(labels, probs, grid)
+    expected = [[aji(gt, probabilities_to_instances(p, **dict(zip(grid, values)))) for gt, p in zip(labels, probs)]
+                for values in itertools.product(*grid.values())]
+    np.testing.assert_allclose([entry["aji"] for entry in scored], expected, rtol=0, atol=1e-12)
+    assert len({tuple(a) for a in expected}) > 1  # the points differ, so the order is checked too
+    first_best = max(range(len(expected)), key=lambda i: np.mean(expected[i]))
+    assert chosen == scored[first_best]["values"] and best == pytest.approx(np.mean(expected[first_best]))

@@ -13,11 +13,11 @@ from torch import nn
 
 from sslbench.data.base import Sample
 from sslbench.eval.metrics import AGGREGATION_MODES, aggregate, image_counts
-from sslbench.eval.postprocess import probabilities_to_instances
+from sslbench.eval.postprocess import MIN_AREA, probabilities_to_instances, seeded_watershed, without_small
 from sslbench.eval.predict import Inference, predict_probabilities
 
 
-def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, min_area: int = 10,
+def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, min_area: int = MIN_AREA,
              tile: int = 512, overlap: int = 64, description: str = "evaluate", flips: bool = False,
              postprocess: dict | None = None, inference: Inference = Inference()) -> dict:
     """{"per_image_mean": {...}, "summed": {...}, "per_image": [{"name", metrics...}]}; a sample's
@@ -57,11 +57,17 @@ def best_postprocess(labels: Sequence[np.ndarray], probs: Sequence[np.ndarray],
     ([{"values", "aji": [one per image]}], in grid order), kept so that how well the choice carries
     to unseen images can be estimated later (leave one image out) without predicting again; ties go
     to the first in grid order."""
-    scored = []
-    for values in itertools.product(*grid.values()):
-        params = dict(zip(grid, values))
-        per_image = [image_counts(gt, probabilities_to_instances(p, **params)).metrics()["aji"]
-                     for gt, p in zip(labels, probs)]
-        scored.append({"values": params, "aji": per_image})
+    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    by_watershed: dict[tuple, list[int]] = {}  # min_area does not change the watershed: one per other setting
+    for index, params in enumerate(combos):
+        by_watershed.setdefault(tuple((k, v) for k, v in params.items() if k != "min_area"), []).append(index)
+    per_image: list[list[float]] = [[] for _ in combos]
+    for setting, indices in by_watershed.items():
+        for gt, p in zip(labels, probs):
+            instances = seeded_watershed(p, **dict(setting))
+            for index in indices:
+                kept = without_small(instances, combos[index].get("min_area", MIN_AREA))
+                per_image[index].append(image_counts(gt, kept).metrics()["aji"])
+    scored = [{"values": params, "aji": aji} for params, aji in zip(combos, per_image)]
     best = max(scored, key=lambda entry: float(np.mean(entry["aji"])))  # max keeps the first of equals
     return best["values"], float(np.mean(best["aji"])), scored

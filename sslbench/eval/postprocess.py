@@ -20,11 +20,20 @@ from skimage.segmentation import relabel_sequential, watershed
 
 from sslbench.data.targets import BACKGROUND, BODY
 
+MIN_AREA = 10  # px: objects under it are dropped where neither a config nor a grid names a value
 
-def probabilities_to_instances(probs: np.ndarray, min_area: int = 10, min_seed_area: int = 4,
+
+def probabilities_to_instances(probs: np.ndarray, min_area: int = MIN_AREA, min_seed_area: int = 4,
                                body_threshold: float | None = None,
                                foreground_threshold: float | None = None) -> np.ndarray:
     """(3, H, W) class probabilities -> (H, W) int32 instance ids (0 = background)."""
+    return without_small(seeded_watershed(probs, min_seed_area, body_threshold, foreground_threshold), min_area)
+
+
+def seeded_watershed(probs: np.ndarray, min_seed_area: int = 4, body_threshold: float | None = None,
+                     foreground_threshold: float | None = None) -> np.ndarray:
+    """The instances before objects under ``min_area`` go: the costly part, which ``min_area`` does not
+    change (so a grid over it runs once per other setting)."""
     if probs.ndim != 3 or probs.shape[0] != 3:
         raise ValueError(f"expected (3, H, W) probabilities, got shape {probs.shape}.")
     classes = probs.argmax(axis=0)  # ties go to the lower class: background first
@@ -33,8 +42,12 @@ def probabilities_to_instances(probs: np.ndarray, min_area: int = 10, min_seed_a
     foreground = classes != BACKGROUND if foreground_threshold is None else 1 - probs[BACKGROUND] > foreground_threshold
     instances = watershed(-probs[BODY], markers=seeds, mask=foreground)
     unseeded, _ = ndimage.label(foreground & (instances == 0))
-    instances = np.where(unseeded > 0, unseeded + instances.max(), instances)
-    return relabel_sequential(drop_small(instances, min_area))[0].astype(np.int32)
+    return np.where(unseeded > 0, unseeded + instances.max(), instances)
+
+
+def without_small(instances: np.ndarray, min_area: int) -> np.ndarray:
+    """``instances`` less the objects under ``min_area`` px, ids made consecutive (int32; the input is kept)."""
+    return relabel_sequential(drop_small(instances.copy(), min_area))[0].astype(np.int32)
 
 
 def drop_small(labels: np.ndarray, min_area: int) -> np.ndarray:

@@ -199,3 +199,14 @@ def test_a_suite_leaves_out_the_strategies_that_cannot_pretrain_its_backbone_and
     assert "suite zoo: mae left out: pretext mae cannot pretrain backbone resnet18 (a CNN)" in cnn_warnings
     assert "suite zoo: colorme left out: pretext colorme cannot pretrain backbone vit_small_patch16_224 (a ViT)" in (
         vit_warnings.replace("\n", " "))
+
+
+def test_a_suite_with_nothing_left_to_run_is_a_one_line_error(tmp_path):
+    everything_but_mae = [arg for s in load_suite("zoo").strategies if s != "mae" for arg in ("--skip", s)]
+    for skip, backbone, says in [(everything_but_mae, "resnet18", "suite zoo: nothing to run on backbone resnet18"),
+                                 ([*everything_but_mae, "--skip", "mae"], "vit_small_patch16_224",
+                                  "--skip leaves nothing of suite zoo to run")]:
+        result = CliRunner().invoke(app, ["bench", "--suite", "zoo", "--preset", "smoke", "--backbone", backbone,
+                                          *skip, "--out", str(tmp_path / "out"), "--dry-run"])
+        assert isinstance(result.exception, ConfigError) and str(result.exception).startswith(says)
+        assert not (tmp_path / "out").exists()

@@ -21,6 +21,8 @@ from sslbench.eval.evaluate import tune_postprocess
 from sslbench.eval.postprocess import probabilities_to_instances
 from sslbench.eval.predict import predict_probabilities
 from sslbench.models import build_segmenter
+from sslbench.pipeline.data import DataSplit
+from sslbench.pipeline.phases import finetune, inference
 from tiny import tiny_args
 
 
@@ -109,6 +111,27 @@ def test_post_processing_is_tuned_on_the_given_images():
     # every grid point's per-image AJI is kept, in grid order: argmax merges the bridged pair
     assert [entry["values"] for entry in grid] == [{"min_area": 5, "body_threshold": None}, chosen]
     assert grid[1]["aji"] == [aji] and grid[0]["aji"][0] < 0.7
+
+
+def test_validation_probabilities_kept_for_the_post_processing_are_those_of_the_kept_weights():
+    cfg = resolve_run_config("scratch", backbone="resnet18", device="cpu", overrides=[
+        "finetune.steps=4", "finetune.batch_size=2", "finetune.crop=64", "finetune.eval_every=1",
+        "finetune.checkpoint_every=0", "finetune.lr=0.05", "head.decoder_channels=(16, 16, 8, 8, 8)",
+        "evaluation.tile=96", "evaluation.overlap=0", "evaluation.flips=True"])
+    torch.manual_seed(0)
+    model = build_segmenter(cfg.backbone, cfg.head)
+    samples = Synthetic(num_images=4, size=96, seed=0).load()
+    kept = {}
+    _, validations = finetune(cfg, model, DataSplit(train=samples[:2], val=samples[2:], test=[]),
+                              torch.device("cpu"), torch.Generator().manual_seed(0), best_val_probabilities=kept)
+    assert len(validations) == 4 and sorted(kept) == [0, 1]
+    ajis = [entry["aji"] for entry in validations]
+    assert ajis.index(max(ajis)) < 3  # the kept weights are not the last: the last numbers would not match
+    # predicting again with the weights finetune kept gives the very same numbers, so reusing them
+    # cannot change which post-processing is chosen
+    for index, sample in enumerate(samples[2:]):
+        again = predict_probabilities(model, sample.image, torch.device("cpu"), 96, 0, True, inference())
+        assert np.array_equal(kept[index], again)
 
 
 def test_cpu_preset_names_its_backbone_and_the_others_keep_resnet101():

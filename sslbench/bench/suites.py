@@ -97,6 +97,8 @@ def load_suite(name: str, folds: int | None = None, skip: Iterable[str] = (),
     unknown = [s for s in skip if s not in cfg.strategies]
     if unknown:
         raise ConfigError(f"--skip {unknown[0]}: not in suite {name} ({', '.join(cfg.strategies)}).")
+    if set(cfg.strategies) <= set(skip):
+        raise ConfigError(f"--skip leaves nothing of suite {name} to run; skip fewer of {', '.join(cfg.strategies)}.")
     if folds is not None and not cfg.get("folds"):
         raise ConfigError(f"--folds applies to cross-validation suites (table4), not {name}.")
     k = cfg.get("folds", 0) if folds is None else folds
@@ -123,6 +125,9 @@ def fitted_to_backbone(suite: Suite, backbone: str, warn: Callable[[str], None])
     ViT), each named in one warning: a suite runs once per backbone family, and such a row belongs to the
     other family's run."""
     refusals = {strategy: backbone_refusal(strategy, backbone) for strategy in suite.strategies}
+    if suite.strategies and all(refusals.values()):
+        raise ConfigError(f"suite {suite.name}: nothing to run on backbone {backbone}: no pretext of "
+                          f"{', '.join(suite.strategies)} can pretrain it ({next(iter(refusals.values()))}).")
     for strategy, refusal in refusals.items():
         if refusal:
             warn(f"suite {suite.name}: {strategy} left out: {refusal}.")

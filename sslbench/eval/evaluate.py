@@ -19,12 +19,14 @@ from sslbench.eval.predict import Inference, predict_probabilities
 
 def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, min_area: int = MIN_AREA,
              tile: int = 512, overlap: int = 64, description: str = "evaluate", flips: bool = False,
-             postprocess: dict | None = None, inference: Inference = Inference()) -> dict:
+             postprocess: dict | None = None, inference: Inference = Inference(),
+             probabilities: dict[int, np.ndarray] | None = None) -> dict:
     """{"per_image_mean": {...}, "summed": {...}, "per_image": [{"name", metrics...}]}; a sample's
     ``ignore`` pixels (ambiguous areas) are left out of its scores.
 
     ``flips``: test-time flip averaging (``predict_probabilities``); ``postprocess``: further keyword
-    arguments of ``probabilities_to_instances`` (thresholds, e.g. from ``tune_postprocess``).
+    arguments of ``probabilities_to_instances`` (thresholds, e.g. from ``tune_postprocess``);
+    ``probabilities``: a dict this process fills with {sample index: its predicted probabilities}.
 
     With an ``inference`` of several processes (torchrun) each process scores every n-th image; the
     additive per-image counts are gathered, so every process returns the same scores as a single
@@ -34,6 +36,8 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, 
     with Progress(transient=True, disable=inference.rank != 0) as progress:
         for index, sample in progress.track(mine, description=description):
             probs = predict_probabilities(model, sample.image, device, tile, overlap, flips, inference)
+            if probabilities is not None:
+                probabilities[index] = probs
             instances = probabilities_to_instances(probs, **{"min_area": min_area, **(postprocess or {})})
             scored.append((index, sample.name, image_counts(sample.labels, instances, ignore=sample.ignore)))
     scored = sorted((item for part in inference.gather(scored) for item in part), key=lambda item: item[0])
@@ -44,9 +48,13 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], device: torch.device, 
 
 def tune_postprocess(model: nn.Module, samples: Sequence[Sample], device: torch.device, grid: dict[str, Sequence],
                      tile: int = 512, overlap: int = 64, flips: bool = False,
-                     inference: Inference = Inference()) -> tuple[dict, float, list[dict]]:
-    """``best_postprocess`` on ``samples``, their probabilities predicted once (by every process: no sharding)."""
-    probs = [predict_probabilities(model, s.image, device, tile, overlap, flips, inference) for s in samples]
+                     inference: Inference = Inference(),
+                     known: dict[int, np.ndarray] | None = None) -> tuple[dict, float, list[dict]]:
+    """``best_postprocess`` on ``samples``, their probabilities predicted once (by every process: no
+    sharding), except those ``known`` ({sample index: probabilities} from the same weights and settings)."""
+    known = known or {}
+    probs = [known[i] if i in known else predict_probabilities(model, s.image, device, tile, overlap, flips, inference)
+             for i, s in enumerate(samples)]
     return best_postprocess([s.labels for s in samples], probs, grid)
 
 

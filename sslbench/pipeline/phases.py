@@ -103,9 +103,13 @@ def pretrain(cfg: Config, encoder: nn.Module, images: list[Sample], device: torc
 def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.device, generator: torch.Generator,
              checkpoint: Checkpoint | None = None, accel: Acceleration | None = None,
              on_step: Callable[[int], None] | None = None,
-             step_times: list[float] | None = None) -> tuple[list[dict], list[dict]]:
+             step_times: list[float] | None = None,
+             best_val_probabilities: dict[int, np.ndarray] | None = None) -> tuple[list[dict], list[dict]]:
     """Train the segmenter (with ``freeze_encoder`` its decoder only); with ``eval_every`` the weights of
-    the best per-image-mean validation AJI are kept. ``step_times`` as in ``engine.loop.train``."""
+    the best per-image-mean validation AJI are kept. ``step_times`` as in ``engine.loop.train``;
+    ``best_val_probabilities`` is filled with the validation images' probabilities at the kept weights
+    as this process predicted them ({val index: probabilities}; empty when those weights came from
+    before a resume), so that choosing the post-processing need not predict them again."""
     ft, ev = cfg.finetune, cfg.evaluation
     accel = accel or acceleration(cfg, device)
     sampler = FinetuneSampler(ft["crop"], ft.get("scale"), ft.get("elastic"), ft.get("stain_scale", 0.0),
@@ -118,13 +122,18 @@ def finetune(cfg: Config, model: nn.Module, split: DataSplit, device: torch.devi
     record.update(validations=[], best_aji=-1.0, best_state=None)
 
     def validate(step: int) -> None:
+        probabilities: dict[int, np.ndarray] = {}
         scores = evaluate(model, split.val, device, ev["min_area"], ev["tile"], ev["overlap"], "validate",
-                          ev.get("flips", False), inference=inference())[DEFAULT_AGGREGATION]
+                          ev.get("flips", False), inference=inference(),
+                          probabilities=probabilities)[DEFAULT_AGGREGATION]
         record["validations"].append({"step": step, **scores})
         log.info("validation step %d AJI %.4f", step, scores["aji"])
         if scores["aji"] > record["best_aji"]:
             record.update(best_aji=scores["aji"],
                           best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
+            if best_val_probabilities is not None:  # kept in memory only: the checkpoint stays small
+                best_val_probabilities.clear()
+                best_val_probabilities.update(probabilities)
         model.train()
 
     if ft.get("freeze_encoder", False):
@@ -195,14 +204,16 @@ def finetune_phase(cfg: Config, split: DataSplit, encoder_state: dict, device: t
     model = build_segmenter(cfg.backbone, cfg.head, encoder_state).to(device)
     reset_peak_memory(device)
     step_times: list[float] = []
-    history, validations = finetune(cfg, model, split, device, generator, checkpoint, step_times=step_times)
+    val_probabilities: dict[int, np.ndarray] = {}
+    history, validations = finetune(cfg, model, split, device, generator, checkpoint, step_times=step_times,
+                                    best_val_probabilities=val_probabilities)
     seconds = time.perf_counter() - started + checkpoint.resumed_seconds
     resources = phase_resources(step_times, device)  # training's (its validations included), not testing's
     ev = cfg.evaluation
     postprocess = {}
     if ev.get("tune") and split.val:
         chosen, val_aji, grid = tune_postprocess(model, split.val, device, ev["tune"], ev["tile"], ev["overlap"],
-                                                 ev.get("flips", False), inference())
+                                                 ev.get("flips", False), inference(), known=val_probabilities)
         postprocess = {"chosen_on": "validation", "val_aji_per_image_mean": val_aji, "values": chosen,
                        "val_names": [s.name for s in split.val], "grid": grid}
         log.info("post-processing chosen on validation: %s (per-image-mean AJI %.4f)", chosen, val_aji)

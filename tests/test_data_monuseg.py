@@ -96,7 +96,8 @@ def test_label_maps_annotate_images_without_xml_and_two_annotations_are_refused(
     (tmp_path / "Label Maps").mkdir()
     (tmp_path / "labels").mkdir()
     write_label_map(tmp_path / "Label Maps" / "b", labels)
-    samples = MoNuSeg(tmp_path).load()
+    with pytest.warns(DataWarning, match=r"1 of 3 images have no annotation \(XML or label map\) \(e\.g\. c\.tif\)"):
+        samples = MoNuSeg(tmp_path).load()
     assert samples[0].annotation.endswith("a.xml") and samples[1].annotation.endswith("b.png")
     np.testing.assert_array_equal(samples[1].labels, labels)
     assert samples[2].labels is None and samples[2].annotation == ""

@@ -12,6 +12,7 @@ from contextlib import closing
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from store_helpers import CONTEXT, record
 
@@ -21,6 +22,7 @@ from sslbench.bench.leaderboard import (image_pairs, job_runs, paired_difference
 from sslbench.bench.organs import organ_board
 from sslbench.bench.store import Store
 from sslbench.bench.suites import load_suite
+from sslbench.cli import app
 from sslbench.errors import DataError
 from sslbench.eval.metrics import DEFAULT_AGGREGATION
 
@@ -183,6 +185,17 @@ def test_image_pairs_word_seeds_and_images_by_their_t_intervals(tmp_path):
     assert "8/8 pairs better, +1.50 [+1.50, +1.50]" in control
     assert cells["SSL (Ours): L_ST + L_CR"][1].text is None  # no 10 % rows
     assert "equivalence claimed only within ±2 points (named in the suite file" in board.caption
+    # the paper's task against its control: seed 0 +1 (mean offset 0.02 against 0.01), seed 1 0 (0.02 against 0.02)
+    result = CliRunner().invoke(app, ["leaderboard", "--suite", "controls", "--store", str(tmp_path), "--format", "md",
+                                      "--against", "instance_aware_control"])
+    assert result.exit_code == 0, result.output
+    against = (tmp_path / "leaderboard-controls-pairs-instance_aware_control.md").read_text()
+    assert "against Control: L_ST + L_CR, shuffled roles" in against
+    row = next(line for line in against.splitlines() if line.startswith("| SSL (Ours): L_ST + L_CR |"))
+    assert "seeds: +0.50 [-5.85, +6.85]: no difference detected" in row and "5/8 pairs better" in row
+    assert "| Train-from-scratch | seeds: -1.50 [" in against  # scratch is a row now, the control is not
+    wrong = CliRunner().invoke(app, ["leaderboard", "--suite", "controls", "--store", str(tmp_path), "--against", "rotnet"])
+    assert "--against rotnet: suite controls has no such strategy" in str(wrong.exception)
 
 
 def test_job_runs_list_each_jobs_images_and_scores_in_suite_order(tmp_path):

@@ -437,8 +437,8 @@ def arithmetic_note(rows: list[dict]) -> str:
             "(docs/results.md): compare rows computed alike (--runs marks each job's)")
 
 
-def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
-    """Each strategy against scratch, per column: over seeds, the paired difference of the per-image-mean
+def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji", against: str = "scratch") -> Board:
+    """Each strategy against ``against`` (a strategy of the suite; default scratch), per column: over seeds, the paired difference of the per-image-mean
     scores worded by ``stats.describe`` (interval, verdict, power, seeds that would resolve it); over
     test images, on how many (seed, image) pairs it is better and a Student-t interval over the images of
     each image's difference averaged over seeds. Fold suites pool their folds: every held-out image is
@@ -447,12 +447,13 @@ def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
     for label, part in training_sets(rows) if suite.transfer else [("", rows)]:
         if suite.transfer:
             board_rows.append(Row(f"trained on {label}", heading=True))
-        board_rows += _pair_rows(suite, part, metric)
+        board_rows += _pair_rows(suite, part, metric, against)
     headers = [("Folds pooled", False)] if suite.folds else [(c, False) for c in suite.columns]
     margin = (f"equivalence claimed only within ±{suite.equivalence_margin:g} points (named in the suite file, "
               "90 % interval inside it)" if suite.equivalence_margin else "no equivalence margin named: equivalence "
               "is never claimed")
-    caption = (f"{METRIC_NAMES[metric]} points against scratch (same seed: same split, labels and test images). "
+    caption = (f"{METRIC_NAMES[metric]} points against {strategy_label(against)} (same seed: same split, labels and "
+               "test images). "
                "Seeds: mean of the per-seed differences of the per-image means [95 % Student-t interval, df = seeds "
                "− 1, sample std]; verdict; where unresolved, the power the comparison had and the seeds that would "
                f"give 80 % power if the observed difference and spread were the truth; {margin}. Images: pairs "
@@ -460,11 +461,12 @@ def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji") -> Board:
                "Student-t interval over the images, df = images − 1: with 14 images a percentile bootstrap covers "
                "less than it claims, the t-interval keeps 95 % for roughly normal differences]; it shows the spread "
                "over images, not over seeds.")
-    return Board(f"{suite.name}: against scratch, over seeds and over test images", caption, headers, board_rows)
+    return Board(f"{suite.name}: against {strategy_label(against)}, over seeds and over test images", caption, headers,
+                 board_rows)
 
 
-def _pair_rows(suite: Suite, rows: list[dict], metric: str) -> list[Row]:
-    """``image_pairs``' rows: each strategy but scratch, a cell per column."""
+def _pair_rows(suite: Suite, rows: list[dict], metric: str, against: str) -> list[Row]:
+    """``image_pairs``' rows: each strategy but ``against``, a cell per column."""
     columns = ["all folds"] if suite.folds else list(suite.columns) if suite.transfer else list(range(len(suite.columns)))
 
     def row_columns(row: dict) -> list[tuple]:
@@ -474,16 +476,16 @@ def _pair_rows(suite: Suite, rows: list[dict], metric: str) -> list[Row]:
 
     scores = {(r["strategy"], column, r["fold"], r["seed"]): {p["name"]: 100 * p[metric] for p in found["per_image"]}
               for r in rows for column, found in row_columns(r)}
-    # (strategy, column) -> {(fold, image): [difference to scratch per seed]}
+    # (strategy, column) -> {(fold, image): [difference to the baseline per seed]}
     differences: dict[tuple, dict[tuple, list[float]]] = {}
     for (strategy, column, fold, seed), mine in scores.items():
-        base = scores.get(("scratch", column, fold, seed), {})
+        base = scores.get((against, column, fold, seed), {})
         for image in mine.keys() & base.keys():
             per_image = differences.setdefault((strategy, column), {})
             per_image.setdefault((fold, image), []).append(mine[image] - base[image])
-    base_seeds = seed_values(suite, rows, "scratch", metric, "per_image_mean")
+    base_seeds = seed_values(suite, rows, against, metric, "per_image_mean")
     board_rows = []
-    for strategy in (s for s in suite.strategies if s != "scratch"):
+    for strategy in (s for s in suite.strategies if s != against):
         mine_seeds = seed_values(suite, rows, strategy, metric, "per_image_mean")
         cells = []
         for i, column in enumerate(columns):

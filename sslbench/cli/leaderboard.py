@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,10 +23,12 @@ def leaderboard(
                                                                      "files are written too).")] = "rich",
     aggregation: AggregationMode = typer.Option(DEFAULT_AGGREGATION, help="per_image_mean (mean of the per-image values, as "
                                     "the MoNuSeg challenge ranks) or summed (C and U summed over the test images)."),
-    pairs: bool = typer.Option(False, "--pairs", help="Also print each strategy against scratch: the paired "
+    pairs: bool = typer.Option(False, "--pairs", help="Also print each strategy against scratch (or --against): the paired "
                                                       "difference over seeds (t-interval, verdict, power, seeds to "
                                                       "resolve it) and over test images "
                                                       "(leaderboard-<suite>-pairs.md/.csv)."),
+    against: str = typer.Option("scratch", help="The strategy the pairs compare every other one with (e.g. a "
+                                                 "control; implies --pairs): leaderboard-<suite>-pairs-<strategy>.md/.csv."),
     organs: bool = typer.Option(False, "--organs", help="Also print each strategy's score per organ of the test "
                                                         "images (leaderboard-<suite>-organs.md/.csv)."),
     runs: bool = typer.Option(False, "--runs", help="Also print one row per job: images it trained and validated on, "
@@ -50,13 +53,18 @@ def leaderboard(
     if organs and load_suite(suite).transfer:  # its rows mix training sets and test sets of other organs
         raise ConfigError(f"--organs reads the MoNuSeg organs of one test set; suite {suite} scores several, per "
                           "training set: drop --organs (--runs lists each job's score on every set).")
+    if against != "scratch" and against not in load_suite(suite).strategies:
+        raise ConfigError(f"--against {against}: suite {suite} has no such strategy; pass one of "
+                          f"{', '.join(load_suite(suite).strategies)}.")
+    pairs = pairs or against != "scratch"
     out = renamed("--store", store, "--out", out, Path("bench"))
     merge_results(out, warn)
     board = suite_leaderboard(out, load_suite(suite), aggregation)
     write_board(board, out, suite if aggregation == DEFAULT_AGGREGATION else f"{suite}-{aggregation}")
     boards = [board]
-    wanted = {"pairs": (image_pairs, pairs), "organs": (organ_board, organs), "runs": (job_runs, runs),
-              "postprocess": (postprocess_board, postprocess)}
+    pairs_name = "pairs" if against == "scratch" else f"pairs-{against}"
+    wanted = {pairs_name: (partial(image_pairs, against=against), pairs), "organs": (organ_board, organs),
+              "runs": (job_runs, runs), "postprocess": (postprocess_board, postprocess)}
     extras = {name: build for name, (build, asked) in wanted.items() if asked}
     if extras:
         suite_folds, rows, _ = select_rows(load_suite(suite), Store(out, create=False).rows())

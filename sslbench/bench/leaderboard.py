@@ -438,11 +438,11 @@ def arithmetic_note(rows: list[dict]) -> str:
 
 
 def image_pairs(suite: Suite, rows: list[dict], metric: str = "aji", against: str = "scratch") -> Board:
-    """Each strategy against ``against`` (a strategy of the suite; default scratch), per column: over seeds, the paired difference of the per-image-mean
-    scores worded by ``stats.describe`` (interval, verdict, power, seeds that would resolve it); over
-    test images, on how many (seed, image) pairs it is better and a Student-t interval over the images of
-    each image's difference averaged over seeds. Fold suites pool their folds: every held-out image is
-    one value. A transfer suite compares within each training set, per test set."""
+    """Each strategy against ``against`` (a strategy of the suite; default scratch), per column: over seeds, the
+    paired difference of the per-image-mean scores worded by ``stats.describe`` (interval, verdict, power, seeds
+    that would resolve it); over test images, on how many (seed, image) pairs it is better and a Student-t
+    interval over the images of each image's difference averaged over seeds. Fold suites pool their folds: every
+    held-out image is one value. A transfer suite compares within each training set, per test set."""
     board_rows = []
     for label, part in training_sets(rows) if suite.transfer else [("", rows)]:
         if suite.transfer:

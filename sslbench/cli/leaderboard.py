@@ -27,7 +27,7 @@ def leaderboard(
                                                       "difference over seeds (t-interval, verdict, power, seeds to "
                                                       "resolve it) and over test images "
                                                       "(leaderboard-<suite>-pairs.md/.csv)."),
-    against: str = typer.Option("scratch", help="The strategy the pairs compare every other one with (e.g. a "
+    against: str | None = typer.Option(None, help="The strategy the pairs compare every other one with (e.g. a "
                                                  "control; implies --pairs): leaderboard-<suite>-pairs-<strategy>.md/.csv."),
     organs: bool = typer.Option(False, "--organs", help="Also print each strategy's score per organ of the test "
                                                         "images (leaderboard-<suite>-organs.md/.csv)."),
@@ -50,24 +50,25 @@ def leaderboard(
 
     if as_json and format != "rich":
         raise ConfigError(f"--json and --format {format} both choose the output; pass one.")
-    if organs and load_suite(suite).transfer:  # its rows mix training sets and test sets of other organs
+    chosen = load_suite(suite)
+    if organs and chosen.transfer:  # its rows mix training sets and test sets of other organs
         raise ConfigError(f"--organs reads the MoNuSeg organs of one test set; suite {suite} scores several, per "
                           "training set: drop --organs (--runs lists each job's score on every set).")
-    if against != "scratch" and against not in load_suite(suite).strategies:
+    if against is not None and against not in chosen.strategies:
         raise ConfigError(f"--against {against}: suite {suite} has no such strategy; pass one of "
-                          f"{', '.join(load_suite(suite).strategies)}.")
-    pairs = pairs or against != "scratch"
+                          f"{', '.join(chosen.strategies)}.")
+    pairs, baseline = pairs or against is not None, against or "scratch"
     out = renamed("--store", store, "--out", out, Path("bench"))
     merge_results(out, warn)
-    board = suite_leaderboard(out, load_suite(suite), aggregation)
+    board = suite_leaderboard(out, chosen, aggregation)
     write_board(board, out, suite if aggregation == DEFAULT_AGGREGATION else f"{suite}-{aggregation}")
     boards = [board]
-    pairs_name = "pairs" if against == "scratch" else f"pairs-{against}"
-    wanted = {pairs_name: (partial(image_pairs, against=against), pairs), "organs": (organ_board, organs),
+    pairs_name = "pairs" if baseline == "scratch" else f"pairs-{baseline}"
+    wanted = {pairs_name: (partial(image_pairs, against=baseline), pairs), "organs": (organ_board, organs),
               "runs": (job_runs, runs), "postprocess": (postprocess_board, postprocess)}
     extras = {name: build for name, (build, asked) in wanted.items() if asked}
     if extras:
-        suite_folds, rows, _ = select_rows(load_suite(suite), Store(out, create=False).rows())
+        suite_folds, rows, _ = select_rows(chosen, Store(out, create=False).rows())
     for name, build in extras.items():
         boards.append(build(suite_folds, rows))
         write_board(boards[-1], out, f"{suite}-{name}")

@@ -108,6 +108,20 @@ def test_sigkill_while_writing_never_leaves_a_half_written_row(tmp_path):
     assert sorted(r["seed"] for r in rows) == list(range(len(rows)))
 
 
+def test_a_column_with_one_row_at_its_most_seeds_marks_no_best(tmp_path):
+    store = Store(tmp_path)
+    for seed in (0, 1):
+        store.add(record("scratch", 0.40, seed=seed))
+        store.add(record("instance_aware", 0.50, seed=seed))
+    store.add(record("scratch", 0.30, seed=0, fraction=0.7))  # a column begun: one row, nothing to rank
+    board = suite_leaderboard(tmp_path, load_suite("table1"))
+    cells = {row.label: row.cells for row in board.rows}
+    scratch, ssl = cells["Train-from-scratch"], cells["SSL (Ours): L_ST + L_CR"]
+    assert ssl[0].best and not scratch[0].best
+    assert scratch[1].ours == pytest.approx(30.0) and scratch[1].seeds == 1 and not scratch[1].best
+    assert "| Train-from-scratch | 40.00 ± 0.00 \\| 65.29 | 30.00 \\| 60.33 |" in to_markdown(board)
+
+
 def test_leaderboard_shows_mean_std_deltas_best_and_paper_in_the_paper_layout(tmp_path):
     store = Store(tmp_path)
     old = dict(CONTEXT, preset="old")

@@ -227,10 +227,12 @@ def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dic
                 if cell.paper is not None and base.paper is not None:
                     cell.paper_delta = cell.paper - base.paper
     for i in range(len(suite.columns)):
-        # a one-seed mean is not ranked against three-seed means: a lucky draw would win the bold
+        # a one-seed mean is not ranked against three-seed means: a lucky draw would win the bold;
+        # and a cell with no rival at its seed count is not "best" of anything
         column = [row[i] for row in cells.values() if row[i].ours is not None]
         most = max((c.seeds for c in column), default=0)
-        best = max((c.ours for c in column if c.seeds == most), default=None)
+        rivals = [c for c in column if c.seeds == most]
+        best = max((c.ours for c in rivals), default=None) if len(rivals) > 1 else None
         for cell in column:
             cell.best = cell.seeds == most and cell.ours == best
     return cells
@@ -347,7 +349,7 @@ def caption(suite: Suite, rows: list[dict], context: dict, aggregation: str) -> 
     paper = f" | paper (Δ), as printed ({paper})" if suite.paper else " (the paper has no numbers for this suite)"
     cells = (f"Aggregation: {aggregation} ({AGGREGATION_TEXT[aggregation]}). "
              "Cells: ours mean ± sample std over seeds (Δ vs scratch: mean of the per-seed differences "
-             f"[95 % t-interval]){paper}; best of ours per column in bold, among the rows with the most seeds.")
+             f"[95 % t-interval]){paper}; best of ours per column in bold, among two or more rows with the most seeds.")
     if not suite.transfer:
         return (f"{setup_text(suite, rows, context)}{protocol_note(suite, rows)}{arithmetic_note(rows)}"
                 f"{labelled_subsets(rows)}. {cells}" + (f" {COST_TEXT}" if suite.resources else ""))

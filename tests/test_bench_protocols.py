@@ -16,6 +16,7 @@ from sslbench.bench.suites import load_suite
 from sslbench.cli import app
 from sslbench.engine.resources import phase_resources
 from sslbench.errors import ConfigError
+from store_helpers import CONTEXT, record
 from tiny import tiny_args
 
 
@@ -83,9 +84,21 @@ def test_encoders_bench_rows_show_both_protocols_their_cost_and_caption(tmp_path
         assert finetune["peak_memory_bytes"] > 2 ** 20
     suite, selected, _ = select_rows(load_suite("encoders", skip=["mae", "weights"]), rows)
     assert len(selected) == 2
+    # a suite without the axis, in the same store, reads the finetuned row only: the frozen one is not its job
+    _, table3_rows, _ = select_rows(load_suite("table3"), rows)
+    assert [r["config"]["finetune"]["freeze_encoder"] for r in table3_rows] == [False]
+    assert "protocol: finetune (encoder and decoder trained)" in suite_leaderboard(out, load_suite("table3")).caption
     board = suite_leaderboard(out, load_suite("encoders"))
     text = to_markdown(board)
     assert "| 100 % finetune | 100 % frozen |" in text
     assert "protocols: finetune (encoder and decoder trained), frozen (decoder only" in text
     cost = text.split("Seconds per step (median) · peak memory")[1]
     assert cost.count(" s · ") == 2 and "GiB" in cost
+
+
+def test_a_suite_without_the_axis_shows_frozen_rows_when_its_own_setup_froze_them():
+    frozen_setup = dict(CONTEXT, overrides=["finetune.freeze_encoder=True"])
+    rows = [dict(record(strategy, aji, context=frozen_setup), config={"finetune": {"freeze_encoder": True}})
+            for strategy, aji in (("scratch", 0.4), ("instance_aware", 0.5))]
+    _, selected, _ = select_rows(load_suite("table3"), rows)
+    assert sorted(r["strategy"] for r in selected) == ["instance_aware", "scratch"]

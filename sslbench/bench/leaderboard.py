@@ -22,7 +22,7 @@ from rich.table import Table
 from sslbench.bench.stats import describe, mean_and_interval, t_interval
 from sslbench.bench.plan import setup_identity
 from sslbench.bench.store import Store
-from sslbench.bench.suites import Suite, fitted_to_backbone, protocol_of
+from sslbench.bench.suites import Suite, fitted_to_backbone, protocol_of, setup_protocol
 from sslbench.config import available, load_component
 from sslbench.engine.accel import describe_arithmetic
 from sslbench.engine.weights import atomic_write
@@ -309,7 +309,7 @@ def select_rows(suite: Suite, rows: list[dict]) -> tuple[Suite, list[dict], dict
     mine = [r for r in rows if r["strategy"] in suite.strategies and r["fraction"] in suite.fractions
             and (r["fold"] is None) == (not suite.folds)
             and bool(r["context"].get("transfer_test")) == suite.transfer
-            and (not suite.protocols or protocol_of(r["config"]) in suite.protocols)]
+            and protocol_of(r["config"]) in (suite.protocols or (setup_protocol(r["context"]),))]
     if not mine:
         raise DataError(f"no finished {suite.name} jobs in this store; run `sslbench bench --suite {suite.name}` "
                         "with the same --out first.")

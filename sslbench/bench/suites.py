@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from sslbench.config import backbone_refusal, load_component
+from sslbench.config import backbone_refusal, load_component, parse_overrides
 from sslbench.errors import ConfigError
 
 
@@ -20,6 +20,12 @@ PROTOCOLS = ("finetune", "frozen")  # encoder trained with the decoder, or froze
 def protocol_of(config: dict) -> str:
     """A job's protocol, read from its resolved config (rows stored before the axis existed included)."""
     return "frozen" if config.get("finetune", {}).get("freeze_encoder") else "finetune"
+
+
+def setup_protocol(context: dict) -> str:
+    """The protocol a bench setup's own ``--set`` gives every job of a suite without a protocol axis: a
+    store shared with the encoders suite also holds frozen rows of the same setup, which are not its."""
+    return "frozen" if parse_overrides(context.get("overrides") or []).get("finetune.freeze_encoder") else "finetune"
 
 
 @dataclass(frozen=True)

@@ -232,7 +232,7 @@ def _metric_cells(suite, rows: list[dict], metric: str, aggregation: str) -> dic
         column = [row[i] for row in cells.values() if row[i].ours is not None]
         most = max((c.seeds for c in column), default=0)
         rivals = [c for c in column if c.seeds == most]
-        best = max((c.ours for c in rivals), default=None) if len(rivals) > 1 else None
+        best = max(c.ours for c in rivals) if len(rivals) > 1 else None
         for cell in column:
             cell.best = cell.seeds == most and cell.ours == best
     return cells
